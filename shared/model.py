@@ -1,0 +1,241 @@
+"""Plain data: ledger rows (backups) and operation rows (backups and restores in flight).
+
+No SDK in here beyond mapping to and from table entities (plain dicts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+# An APIM backup can be restored for 30 days after it was made (APIM's own rule).
+BACKUP_LIFETIME = timedelta(days=30)
+
+
+class Status(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    PRUNED = "Pruned"
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    HTTP = "http"
+    CLI = "cli"
+    STANDBY = "standby"
+
+
+class OperationKind(StrEnum):
+    BACKUP = "backup"
+    RESTORE = "restore"
+
+
+def utc(moment: datetime) -> datetime:
+    """A timezone-aware UTC datetime; refuses naive ones rather than guessing."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every time in the ledger is timezone-aware UTC")
+    return moment.astimezone(UTC)
+
+
+def _opt_time(value: Any) -> datetime | None:
+    return utc(value) if isinstance(value, datetime) else None
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    """One row of the ledger: one backup."""
+
+    service: str  # PartitionKey: service name, lower case
+    backup_name: str  # RowKey, and the blob's name
+    service_id: str
+    storage_account: str
+    container: str
+    status: Status
+    trigger: Trigger
+    created_at: datetime
+    sku: str
+    operation_id: str = ""
+    operation_url: str = ""
+    completed_at: datetime | None = None
+    size_bytes: int | None = None
+    error: str | None = None
+    pruned_at: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def blob_name(self) -> str:
+        return self.backup_name
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.created_at + BACKUP_LIFETIME
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def is_restorable(self, now: datetime) -> bool:
+        return self.status is Status.SUCCEEDED and not self.is_expired(now)
+
+    def with_changes(self, **changes: Any) -> BackupRecord:
+        return replace(self, **changes)
+
+    def to_entity(self) -> dict[str, Any]:
+        from azure.data.tables import EdmType, EntityProperty
+
+        entity: dict[str, Any] = {
+            "PartitionKey": self.service,
+            "RowKey": self.backup_name,
+            "ServiceId": self.service_id,
+            "StorageAccount": self.storage_account,
+            "Container": self.container,
+            "BlobName": self.blob_name,
+            "Status": self.status.value,
+            "Trigger": self.trigger.value,
+            "CreatedAt": utc(self.created_at),
+            "ExpiresAt": utc(self.expires_at),
+            "Sku": self.sku,
+            "OperationId": self.operation_id,
+            "OperationUrl": self.operation_url,
+        }
+        if self.completed_at is not None:
+            entity["CompletedAt"] = utc(self.completed_at)
+        if self.size_bytes is not None:
+            entity["SizeBytes"] = EntityProperty(self.size_bytes, EdmType.INT64)
+        if self.error is not None:
+            entity["Error"] = self.error
+        if self.pruned_at is not None:
+            entity["PrunedAt"] = utc(self.pruned_at)
+        return entity
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> BackupRecord:
+        size = entity.get("SizeBytes")
+        if size is not None and not isinstance(size, int):
+            size = int(size.value if hasattr(size, "value") else size)
+        metadata = getattr(entity, "metadata", None) or {}
+        return cls(
+            service=entity["PartitionKey"],
+            backup_name=entity["RowKey"],
+            service_id=entity.get("ServiceId", ""),
+            storage_account=entity.get("StorageAccount", ""),
+            container=entity.get("Container", ""),
+            status=Status(entity["Status"]),
+            trigger=Trigger(entity.get("Trigger", Trigger.SCHEDULE.value)),
+            created_at=utc(entity["CreatedAt"]),
+            sku=entity.get("Sku", ""),
+            operation_id=entity.get("OperationId", ""),
+            operation_url=entity.get("OperationUrl", ""),
+            completed_at=_opt_time(entity.get("CompletedAt")),
+            size_bytes=size,
+            error=entity.get("Error"),
+            pruned_at=_opt_time(entity.get("PrunedAt")),
+            etag=metadata.get("etag"),
+        )
+
+    def to_api(self, now: datetime) -> dict[str, Any]:
+        """The item shape of ``GET /api/backups``."""
+        return {
+            "backupName": self.backup_name,
+            "service": self.service,
+            "serviceId": self.service_id,
+            "status": self.status.value,
+            "trigger": self.trigger.value,
+            "createdAt": _iso(self.created_at),
+            "expiresAt": _iso(self.expires_at),
+            "completedAt": _iso(self.completed_at),
+            "sizeBytes": self.size_bytes,
+            "sku": self.sku,
+            "restorable": self.is_restorable(now),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """A backup or restore started in APIM, tracked until it ends (OPERATIONS_TABLE)."""
+
+    operation_id: str
+    kind: OperationKind
+    service: str  # the service the operation runs on (a restore's target), lower case
+    service_id: str
+    backup_name: str
+    status: Status
+    trigger: Trigger
+    created_at: datetime
+    operation_url: str = ""
+    source_service: str = ""  # for a restore: the backup's service
+    completed_at: datetime | None = None
+    error: str | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    PARTITION = "operation"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status is Status.RUNNING
+
+    def with_changes(self, **changes: Any) -> OperationRecord:
+        return replace(self, **changes)
+
+    def to_entity(self) -> dict[str, Any]:
+        entity: dict[str, Any] = {
+            "PartitionKey": self.PARTITION,
+            "RowKey": self.operation_id,
+            "Kind": self.kind.value,
+            "Service": self.service,
+            "ServiceId": self.service_id,
+            "BackupName": self.backup_name,
+            "Status": self.status.value,
+            "Trigger": self.trigger.value,
+            "CreatedAt": utc(self.created_at),
+            "OperationUrl": self.operation_url,
+            "SourceService": self.source_service,
+        }
+        if self.completed_at is not None:
+            entity["CompletedAt"] = utc(self.completed_at)
+        if self.error is not None:
+            entity["Error"] = self.error
+        return entity
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> OperationRecord:
+        metadata = getattr(entity, "metadata", None) or {}
+        return cls(
+            operation_id=entity["RowKey"],
+            kind=OperationKind(entity["Kind"]),
+            service=entity["Service"],
+            service_id=entity.get("ServiceId", ""),
+            backup_name=entity.get("BackupName", ""),
+            status=Status(entity["Status"]),
+            trigger=Trigger(entity.get("Trigger", Trigger.HTTP.value)),
+            created_at=utc(entity["CreatedAt"]),
+            operation_url=entity.get("OperationUrl", ""),
+            source_service=entity.get("SourceService", ""),
+            completed_at=_opt_time(entity.get("CompletedAt")),
+            error=entity.get("Error"),
+            etag=metadata.get("etag"),
+        )
+
+    def to_api(self, status_url: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "operationId": self.operation_id,
+            "kind": self.kind.value,
+            "backupName": self.backup_name,
+            "service": self.service,
+            "status": self.status.value,
+            "statusUrl": status_url,
+            "createdAt": _iso(self.created_at),
+            "completedAt": _iso(self.completed_at),
+        }
+        if self.kind is OperationKind.RESTORE:
+            body["sourceService"] = self.source_service
+        if self.error is not None:
+            body["error"] = {"code": "OperationFailed", "message": self.error}
+        return body
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else utc(moment).isoformat().replace("+00:00", "Z")
