@@ -1,0 +1,133 @@
+"""The function app: a table of contents. Each trigger parses its input, calls one
+function of the core (``shared``), and turns the core's refusals into responses."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared import backups, housekeeping, operations, restores
+from shared.http import accepted, bool_value, handle, json_response, read_json, string_field
+from shared.model import Trigger
+from shared.runtime import get_runtime
+
+log = logging.getLogger(__name__)
+# The SDKs log every request at INFO; keep the app's logs to what an operator reads.
+logging.getLogger("azure").setLevel(logging.WARNING)
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+# Timers ---------------------------------------------------------------------------------
+
+
+@app.timer_trigger(schedule="%BACKUP_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def scheduled_backup(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        # The host runs a missed schedule once, not once per missed tick; say so.
+        log.warning("scheduled_backup is running late (past due)")
+    started = backups.scheduled_backups(get_runtime())
+    log.info("scheduled_backup started %d backup(s)", len(started))
+
+
+@app.function_name("housekeeping")
+@app.timer_trigger(schedule="%HOUSEKEEPING_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def housekeeping_timer(timer: func.TimerRequest) -> None:
+    report = housekeeping.run(get_runtime())
+    log.info("housekeeping: %s", report.summary())
+
+
+@app.timer_trigger(schedule="%STANDBY_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def standby_sync(timer: func.TimerRequest) -> None:
+    started = restores.standby_sync(get_runtime())
+    log.info("standby_sync started %d restore(s)", len(started))
+
+
+# Backups --------------------------------------------------------------------------------
+
+
+@app.route(route="backups", methods=["POST"])
+def start_backup(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        body = read_json(req, optional=True)
+        service = string_field(body, "service", required=False)
+        started = backups.start_backup(get_runtime(), service, Trigger.HTTP)
+        progress = operations.Progress(started.operation, operations.retry_after(started.operation))
+        return accepted(req, progress)
+
+    return handle(action)
+
+
+@app.route(route="backups", methods=["GET"])
+def list_backups(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        runtime = get_runtime()
+        rows = backups.list_backups(
+            runtime,
+            service_ref=req.params.get("service"),
+            status=req.params.get("status"),
+            include_expired=bool_value(req.params.get("includeExpired"), "includeExpired"),
+        )
+        now = runtime.clock()
+        return json_response({"value": [r.to_api(now) for r in rows]})
+
+    return handle(action)
+
+
+@app.route(route="backups/{backupName}", methods=["GET"])
+def get_backup(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        runtime = get_runtime()
+        record = backups.get_backup(runtime, req.route_params.get("backupName", ""))
+        return json_response(record.to_api(runtime.clock()))
+
+    return handle(action)
+
+
+@app.route(route="operations/{operationId}", methods=["GET"])
+def get_operation(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        progress = operations.get_operation(get_runtime(), req.route_params.get("operationId", ""))
+        return accepted(req, progress)
+
+    return handle(action)
+
+
+# Restores: a function of its own, so that its key is its own --------------------------
+
+
+@app.route(route="restores", methods=["POST"])
+def start_restore(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        body = read_json(req)
+        request = restores.RestoreRequest.from_body(body)
+        runtime = get_runtime()
+        if request.dry_run:
+            report = restores.dry_run(runtime, request)
+            return json_response(report, 200)
+        started = restores.start_restore(runtime, request, Trigger.HTTP)
+        return accepted(req, operations.Progress(started, operations.retry_after(started)))
+
+    return handle(action)
+
+
+# Retention and health -------------------------------------------------------------------
+
+
+@app.route(route="prune", methods=["POST"])
+def prune(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        dry_run = bool_value(req.params.get("dryRun"), "dryRun")
+        return json_response(housekeeping.prune_now(get_runtime(), dry_run=dry_run))
+
+    return handle(action)
+
+
+@app.route(route="health", methods=["GET"])
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        report = backups.health(get_runtime())
+        return json_response(report.body, 200 if report.healthy else 503)
+
+    return handle(action)

@@ -1,0 +1,179 @@
+"""The operator's command line, over the same core as the functions.
+
+    python -m shared backup [--service NAME] [--wait]
+    python -m shared restore BACKUP [--target NAME] [--dry-run] [--wait]
+    python -m shared status OPERATION_ID
+    python -m shared list [--service NAME] [--status STATUS] [--all]
+    python -m shared housekeeping
+    python -m shared prune [--dry-run]
+
+Settings come from the environment; ``local.settings.json`` (its ``Values``) fills in
+what the environment does not set, as ``func start`` would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared import backups, errors, housekeeping, operations, restores
+from shared.model import BackupRecord, OperationRecord, Trigger
+from shared.runtime import Runtime, get_runtime
+from shared.settings import ConfigError
+
+LOCAL_SETTINGS = Path("local.settings.json")
+
+
+def load_local_settings(path: Path = LOCAL_SETTINGS) -> None:
+    if not path.exists():
+        return
+    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    for name, value in values.items():
+        os.environ.setdefault(name, str(value))
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)
+
+
+def format_table(rows: Sequence[BackupRecord]) -> str:
+    header = ("SERVICE", "BACKUP", "STATUS", "CREATED (UTC)", "EXPIRES (UTC)", "SIZE")
+    lines = [header] + [
+        (
+            r.service,
+            r.backup_name,
+            r.status.value,
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            f"{r.expires_at:%Y-%m-%d %H:%M}",
+            _size(r.size_bytes),
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def wait_for(
+    runtime: Runtime, operation: OperationRecord, poll_seconds: float | None = None
+) -> OperationRecord:
+    """Follow an operation to its end, printing each change of state."""
+    what = f"{operation.kind.value} {operation.backup_name} on {operation.service}"
+    print(f"{what}: {operation.status.value}")
+    while operation.is_running:
+        progress = operations.refresh(runtime, operation)
+        operation = progress.operation
+        if operation.is_running:
+            delay = poll_seconds if poll_seconds is not None else progress.retry_after
+            print(f"  still running; next look in {delay:g}s", flush=True)
+            time.sleep(delay)
+    print(
+        f"{operation.kind.value} {operation.backup_name}: {operation.status.value}"
+        + (f" ({operation.error})" if operation.error else "")
+    )
+    return operation
+
+
+def _exit_code(operation: OperationRecord) -> int:
+    return 0 if operation.status.value == "Succeeded" or operation.is_running else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared", description="APIM backup operator CLI"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("backup", help="start a backup")
+    p.add_argument("--service", help="service name or resource id (optional with one service)")
+    p.add_argument("--wait", action="store_true", help="follow it to the end")
+    p.add_argument("--poll-seconds", type=float, help=argparse.SUPPRESS)
+    p = sub.add_parser("restore", help="restore a backup")
+    p.add_argument("backup_name")
+    p.add_argument("--target", help="target service (default: the backup's own)")
+    p.add_argument("--dry-run", action="store_true", help="run the checks only")
+    p.add_argument("--wait", action="store_true")
+    p.add_argument("--poll-seconds", type=float, help=argparse.SUPPRESS)
+    p = sub.add_parser("status", help="an operation's state (asks APIM once if running)")
+    p.add_argument("operation_id")
+    p = sub.add_parser("list", help="the ledger as a table")
+    p.add_argument("--service")
+    p.add_argument("--status")
+    p.add_argument("--all", action="store_true", help="include expired backups")
+    sub.add_parser("housekeeping", help="settle running operations, then prune")
+    p = sub.add_parser("prune", help="prune expired and old backups")
+    p.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+    load_local_settings()
+    try:
+        return _run(args, get_runtime())
+    except errors.ProductError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2 if exc.status < 500 else 1
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _run(args: argparse.Namespace, runtime: Runtime) -> int:
+    if args.command == "backup":
+        started = backups.start_backup(runtime, args.service, Trigger.CLI)
+        print(f"operation {started.operation.operation_id}: backup {started.backup.backup_name}")
+        if args.wait:
+            return _exit_code(wait_for(runtime, started.operation, args.poll_seconds))
+        return 0
+    if args.command == "restore":
+        request = restores.RestoreRequest(args.backup_name, args.target, args.dry_run)
+        if args.dry_run:
+            report = restores.dry_run(runtime, request)
+            _print_json(report)
+            return 0 if report["wouldStart"] else 1
+        operation = restores.start_restore(runtime, request, Trigger.CLI)
+        what = f"restore of {operation.backup_name} into {operation.service}"
+        print(f"operation {operation.operation_id}: {what}")
+        if args.wait:
+            return _exit_code(wait_for(runtime, operation, args.poll_seconds))
+        return 0
+    if args.command == "status":
+        progress = operations.get_operation(runtime, args.operation_id)
+        _print_json(progress.operation.to_api(""))
+        return _exit_code(progress.operation)
+    if args.command == "list":
+        rows = backups.list_backups(runtime, args.service, args.status, include_expired=args.all)
+        print(format_table(rows))
+        return 0
+    if args.command == "housekeeping":
+        print(housekeeping.run(runtime).summary())
+        return 0
+    if args.command == "prune":
+        _print_json(housekeeping.prune_now(runtime, dry_run=args.dry_run))
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""The API Management adapter: read a service, start a backup or restore, poll it once.
+
+Nothing here waits for an operation: a start returns the Location URL to poll, and a
+poll is a single GET. The SDK's LROPoller is only used with ``polling=False``, which
+starts no thread (a polling thread would outlive the function invocation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.rest import HttpRequest
+
+from shared.errors import ApimRequestFailed, OperationInProgress
+from shared.naming import ServiceId
+from shared.settings import AccessType
+
+if TYPE_CHECKING:
+    from azure.mgmt.apimanagement import ApiManagementClient
+
+log = logging.getLogger(__name__)
+
+# Tiers on which APIM offers backup and restore (the seed document; v2 tiers and
+# Consumption have neither).
+BACKUP_TIERS = frozenset({"Developer", "Basic", "Standard", "Premium"})
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    sku: str
+    provisioning_state: str
+    has_workspace_gateways: bool
+
+
+@dataclass(frozen=True)
+class StorageTarget:
+    """Where APIM writes (or reads) a backup, and how it authenticates there."""
+
+    account: str
+    container: str
+    access_type: AccessType
+    client_id: str | None = None
+    access_key: str | None = None
+
+    def __repr__(self) -> str:  # the access key must never reach a log
+        return f"StorageTarget({self.account}/{self.container}, {self.access_type.value})"
+
+
+class PollState(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"  # Resource Manager could not be asked: try again later
+
+
+@dataclass(frozen=True)
+class PollResult:
+    state: PollState
+    error: str | None = None
+    retry_after: int | None = None
+
+
+def arm_error_message(response_text: str, status: int) -> str:
+    """The message of an ARM error body (``{"error": {"code", "message"}}``), or a fallback."""
+    try:
+        body = json.loads(response_text)
+        error = body.get("error") or {}
+        code, message = error.get("code"), error.get("message")
+    except (ValueError, AttributeError):
+        code = message = None
+    if message:
+        return f"{code}: {message}" if code else str(message)
+    return f"HTTP {status} from API Management"
+
+
+class Apim:
+    def __init__(self, client_for: Callable[[str], ApiManagementClient]) -> None:
+        self._client_for = client_for
+
+    def _client(self, service: ServiceId) -> ApiManagementClient:
+        return self._client_for(service.subscription_id)
+
+    def describe(self, service: ServiceId) -> ServiceInfo:
+        """Tier, state and workspace gateways: what the pre-checks need, in two GETs."""
+        client = self._client(service)
+        try:
+            resource = client.api_management_service.get(service.resource_group, service.name)
+            links = client.api_management_workspace_links.list_by_service(
+                service.resource_group, service.name
+            )
+            gateways = any(link.gateways for link in links)
+        except HttpResponseError as exc:
+            raise ApimRequestFailed(
+                f"Reading {service.name} from Resource Manager failed: {_reason(exc)}"
+            ) from None
+        except AzureError as exc:
+            raise ApimRequestFailed(
+                f"Resource Manager is unreachable: {type(exc).__name__}"
+            ) from None
+        return ServiceInfo(
+            sku=str(resource.sku.name),
+            provisioning_state=str(resource.provisioning_state or ""),
+            has_workspace_gateways=gateways,
+        )
+
+    def start_backup(self, service: ServiceId, target: StorageTarget, backup_name: str) -> str:
+        return self._start("begin_backup", service, target, backup_name)
+
+    def start_restore(self, service: ServiceId, target: StorageTarget, backup_name: str) -> str:
+        return self._start("begin_restore", service, target, backup_name)
+
+    def _start(
+        self, method: str, service: ServiceId, target: StorageTarget, backup_name: str
+    ) -> str:
+        """POST the operation and return the URL to poll (no waiting, no thread)."""
+        from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
+
+        parameters = ApiManagementServiceBackupRestoreParameters(
+            storage_account=target.account,
+            container_name=target.container,
+            backup_name=backup_name,
+            access_type=target.access_type.value,  # the SDK's default is AccessKey: always set it
+            client_id=target.client_id if target.access_type is AccessType.USER_ASSIGNED else None,
+            access_key=target.access_key if target.access_type is AccessType.ACCESS_KEY else None,
+        )
+        begin = getattr(self._client(service).api_management_service, method)
+        try:
+            location: str = begin(
+                service.resource_group,
+                service.name,
+                parameters,
+                polling=False,
+                cls=_location_of,
+            ).result()
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                raise OperationInProgress(
+                    f"API Management refused: another operation is running on {service.name}"
+                ) from None
+            raise ApimRequestFailed(
+                f"API Management refused to start the {method.removeprefix('begin_')} "
+                f"of {service.name}: {_reason(exc)}"
+            ) from None
+        except AzureError as exc:
+            raise ApimRequestFailed(
+                f"Resource Manager is unreachable: {type(exc).__name__}"
+            ) from None
+        return location
+
+    def poll(self, service: ServiceId, operation_url: str) -> PollResult:
+        """Ask Resource Manager once how the operation behind ``operation_url`` is doing."""
+        client = self._client(service)
+        try:
+            response = client._send_request(HttpRequest("GET", operation_url))
+        except AzureError as exc:
+            log.warning("Polling %s failed: %s", service.name, type(exc).__name__)
+            return PollResult(PollState.UNKNOWN, error=type(exc).__name__)
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        status = response.status_code
+        if status == 202:
+            return PollResult(PollState.RUNNING, retry_after=retry_after)
+        if status in (200, 201, 204):
+            return _async_operation_state(response.text()) or PollResult(PollState.SUCCEEDED)
+        if status in (408, 429) or status >= 500:
+            # Still transient after azure-core's retries: the operation itself may be fine.
+            return PollResult(PollState.UNKNOWN, error=f"HTTP {status}", retry_after=retry_after)
+        return PollResult(PollState.FAILED, error=arm_error_message(response.text(), status))
+
+
+def _location_of(pipeline_response: Any, _deserialized: Any, _headers: Any) -> str:
+    response = pipeline_response.http_response
+    location = response.headers.get("Location") or response.headers.get("Azure-AsyncOperation")
+    if not location:
+        raise ApimRequestFailed(
+            f"API Management answered {response.status_code} with no operation URL to follow"
+        )
+    return str(location)
+
+
+def _async_operation_state(text: str) -> PollResult | None:
+    """An Azure-AsyncOperation status body (``{"status": ...}``); None for a resource body."""
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        return None
+    status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(status, str):
+        return None
+    if status.lower() == "succeeded":
+        return PollResult(PollState.SUCCEEDED)
+    if status.lower() in ("failed", "canceled", "cancelled"):
+        return PollResult(PollState.FAILED, error=arm_error_message(text, 200))
+    return PollResult(PollState.RUNNING)
+
+
+def _retry_after(value: str | None) -> int | None:
+    try:
+        return max(1, int(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _reason(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    if error is not None and getattr(error, "message", None):
+        return f"{error.code}: {error.message}" if error.code else str(error.message)
+    return f"HTTP {exc.status_code}" if exc.status_code else type(exc).__name__

@@ -1,0 +1,81 @@
+"""Refusals and failures the core raises; the HTTP layer turns each into an ARM-shaped error.
+
+Each class fixes its HTTP status and error code, so a route never decides them itself.
+Messages name the problem and never carry a secret.
+"""
+
+from __future__ import annotations
+
+
+class ProductError(Exception):
+    status: int = 500
+    code: str = "InternalError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(ProductError):
+    status, code = 400, "BadRequest"
+
+
+class ServiceNotConfigured(ProductError):
+    status, code = 404, "ServiceNotConfigured"
+
+
+class BackupNotFound(ProductError):
+    status, code = 404, "BackupNotFound"
+
+
+class OperationNotFound(ProductError):
+    status, code = 404, "OperationNotFound"
+
+
+class TargetNotAllowed(ProductError):
+    status, code = 403, "TargetNotAllowed"
+
+
+class BackupNotSucceeded(ProductError):
+    status, code = 409, "BackupNotSucceeded"
+
+
+class BackupExpired(ProductError):
+    status, code = 410, "BackupExpired"
+
+
+class UnsupportedSku(ProductError):
+    status, code = 409, "UnsupportedSku"
+
+
+class SkuMismatch(ProductError):
+    status, code = 409, "SkuMismatch"
+
+
+class WorkspaceGatewaysPresent(ProductError):
+    status, code = 409, "WorkspaceGatewaysPresent"
+
+
+class CorsEnabled(ProductError):
+    status, code = 409, "CorsEnabled"
+
+
+class OperationInProgress(ProductError):
+    status, code = 409, "OperationInProgress"
+
+
+class ApimRequestFailed(ProductError):
+    """APIM (Resource Manager) refused or failed a request we had every reason to send."""
+
+    status, code = 502, "ApimRequestFailed"
+
+
+class StorageUnavailable(ProductError):
+    status, code = 503, "StorageUnavailable"
+
+
+class BackupBlobMissing(ProductError):
+    status, code = 409, "BackupBlobMissing"

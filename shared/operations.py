@@ -1,0 +1,219 @@
+"""Operations in flight: starting one under the service's lock, and settling it by polling.
+
+The order of writes is what keeps the ledger honest when a process dies mid-way:
+1. take the service's lock (atomic; the loser of a race is refused, nothing written);
+2. write our rows as Running, *before* APIM is called, so a crash leaves a trace that
+   housekeeping later settles (a timeout) rather than an untracked backup;
+3. call APIM without waiting, then record the URL to poll;
+4. when a poll says the operation ended: ledger row first, operation row second, lock
+   last. A crash in between is repaired by the next poll, which finds the same answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared import errors
+from shared.apim import PollResult, PollState, StorageTarget
+from shared.checks import Outcome, judge_poll
+from shared.ledger import Conflict
+from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.naming import ServiceId
+from shared.runtime import Runtime
+from shared.settings import AccessType
+
+log = logging.getLogger(__name__)
+
+# How long a lock may exist without its operation row before it counts as abandoned.
+LOCK_GRACE = timedelta(minutes=10)
+# What a status URL asks the caller to wait between polls while an operation runs.
+RETRY_AFTER_SECONDS = {OperationKind.BACKUP: 30, OperationKind.RESTORE: 60}
+
+
+def storage_target(runtime: Runtime) -> StorageTarget:
+    settings = runtime.settings
+    return StorageTarget(
+        account=settings.storage_account,
+        container=settings.container,
+        access_type=settings.access_type,
+        client_id=settings.identity_client_id
+        if settings.access_type is AccessType.USER_ASSIGNED
+        else None,
+        access_key=settings.storage_key if settings.access_type is AccessType.ACCESS_KEY else None,
+    )
+
+
+def new_operation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def take_lock(runtime: Runtime, service: ServiceId, operation_id: str) -> None:
+    """Claim ``service`` for one operation, or refuse with OperationInProgress."""
+    if not runtime.operations.acquire(service.key, operation_id, runtime.clock(), LOCK_GRACE):
+        holder = runtime.operations.lock_holder(service.key)
+        raise errors.OperationInProgress(
+            f"A backup or restore is already running on {service.name} (operation {holder})"
+        )
+
+
+def release_lock(runtime: Runtime, operation: OperationRecord) -> None:
+    runtime.operations.release(operation.service, operation.operation_id)
+
+
+def new_operation(
+    kind: OperationKind,
+    operation_id: str,
+    service: ServiceId,
+    backup_name: str,
+    trigger: Trigger,
+    runtime: Runtime,
+    source_service: str = "",
+) -> OperationRecord:
+    return OperationRecord(
+        operation_id=operation_id,
+        kind=kind,
+        service=service.key,
+        service_id=service.resource_id,
+        backup_name=backup_name,
+        status=Status.RUNNING,
+        trigger=trigger,
+        created_at=runtime.clock(),
+        source_service=source_service,
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    operation: OperationRecord
+    retry_after: int
+
+
+def retry_after(operation: OperationRecord, poll: PollResult | None = None) -> int:
+    suggested = RETRY_AFTER_SECONDS[operation.kind]
+    if poll is not None and poll.retry_after:
+        return max(1, min(poll.retry_after, suggested))
+    return suggested
+
+
+def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
+    """Poll a running operation once; settle it when it has ended (or timed out)."""
+    if not operation.is_running:
+        return Progress(operation, 0)
+    service = ServiceId.parse(operation.service_id)
+    now = runtime.clock()
+    if operation.operation_url:
+        poll = runtime.apim.poll(service, operation.operation_url)
+    else:
+        poll = PollResult(PollState.UNKNOWN, error="no operation URL was recorded")
+    timeout = timedelta(minutes=runtime.settings.operation_timeout_minutes)
+    verdict = judge_poll(poll, operation.created_at, now, timeout)
+    if verdict.outcome is Outcome.RUNNING:
+        return Progress(operation, retry_after(operation, poll))
+    if verdict.outcome is Outcome.SUCCEEDED:
+        error = _finish_success(runtime, operation)
+    else:
+        error = verdict.error
+        _finish_failure(runtime, operation, error or "failed")
+    settled = operation.with_changes(
+        status=Status.FAILED if error else Status.SUCCEEDED, completed_at=now, error=error
+    )
+    try:
+        settled = runtime.operations.save(settled)
+    except Conflict:
+        # Someone else settled it first (another host, a concurrent status call): theirs stands.
+        latest = runtime.operations.get(operation.operation_id)
+        return Progress(latest or settled, 0)
+    release_lock(runtime, settled)
+    log.info(
+        "%s %s of %s ended %s%s",
+        operation.kind.value,
+        operation.operation_id,
+        operation.service,
+        settled.status.value,
+        f": {error}" if error else "",
+    )
+    return Progress(settled, 0)
+
+
+def _finish_success(runtime: Runtime, operation: OperationRecord) -> str | None:
+    """Record a success; the error text when the success turns out not to be one."""
+    if operation.kind is not OperationKind.BACKUP:
+        return None
+    record = _running_row(runtime, operation)
+    size = runtime.blobs.size_of(operation.backup_name)
+    if size is None:
+        error = (
+            f"API Management reported success, but blob {operation.backup_name} is not in "
+            f"container {runtime.settings.container}"
+        )
+        if record is not None:
+            _save_ledger(
+                runtime,
+                record.with_changes(
+                    status=Status.FAILED, error=error, completed_at=runtime.clock()
+                ),
+            )
+        return error
+    if record is not None:
+        _save_ledger(
+            runtime,
+            record.with_changes(
+                status=Status.SUCCEEDED, completed_at=runtime.clock(), size_bytes=size
+            ),
+        )
+    return None
+
+
+def _finish_failure(runtime: Runtime, operation: OperationRecord, error: str) -> None:
+    if operation.kind is not OperationKind.BACKUP:
+        return
+    record = _running_row(runtime, operation)
+    if record is not None:
+        _save_ledger(
+            runtime,
+            record.with_changes(status=Status.FAILED, error=error, completed_at=runtime.clock()),
+        )
+
+
+def _running_row(runtime: Runtime, operation: OperationRecord) -> BackupRecord | None:
+    """The backup's ledger row while it still says Running; None once settled (or missing)."""
+    record = runtime.ledger.get(operation.service, operation.backup_name)
+    return record if record is not None and record.status is Status.RUNNING else None
+
+
+def _save_ledger(runtime: Runtime, record: BackupRecord) -> None:
+    try:
+        runtime.ledger.save(record)
+    except Conflict:
+        log.warning(
+            "Ledger row %s changed while it was being settled; left as is", record.backup_name
+        )
+
+
+def finish_running(runtime: Runtime) -> list[OperationRecord]:
+    """One status request per running operation; each failure is logged, none stops the rest."""
+    settled: list[OperationRecord] = []
+    for operation in list(runtime.operations.running()):
+        try:
+            progress = refresh(runtime, operation)
+        except Exception:
+            log.exception("Could not refresh operation %s", operation.operation_id)
+            continue
+        if not progress.operation.is_running:
+            settled.append(progress.operation)
+    return settled
+
+
+def get_operation(runtime: Runtime, operation_id: str) -> Progress:
+    """An operation's state, asking Resource Manager once if it is still running."""
+    operation = runtime.operations.get(operation_id) if _plausible_id(operation_id) else None
+    if operation is None:
+        raise errors.OperationNotFound(f"No operation with id {operation_id[:64]}")
+    return refresh(runtime, operation)
+
+
+def _plausible_id(operation_id: str) -> bool:
+    return len(operation_id) == 32 and all(c in "0123456789abcdef" for c in operation_id)

@@ -1,0 +1,78 @@
+"""One process's wiring: settings, clients and adapters, made once and on first use."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+
+from azure.core.credentials import TokenCredential
+
+from shared.apim import Apim
+from shared.blobs import BackupBlobs
+from shared.clients import Clients
+from shared.ledger import BackupLedger, OperationStore, ensure_table
+from shared.settings import Settings
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime:
+    """Everything the core functions need, behind one object that tests can build too."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        arm_credential: TokenCredential | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.clients = Clients(settings, arm_credential)
+
+    @cached_property
+    def apim(self) -> Apim:
+        return Apim(self.clients.apim)
+
+    @cached_property
+    def blobs(self) -> BackupBlobs:
+        return BackupBlobs(self.clients.blob_service, self.settings.container)
+
+    @cached_property
+    def ledger(self) -> BackupLedger:
+        table = self.clients.table(self.settings.ledger_table)
+        ensure_table(table)
+        return BackupLedger(table)
+
+    @cached_property
+    def operations(self) -> OperationStore:
+        table = self.clients.table(self.settings.operations_table)
+        ensure_table(table)
+        return OperationStore(table)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process's Runtime, built from the environment on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(Settings.from_env(os.environ))
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Replace (or, with None, forget) the process's Runtime: for tests and the CLI."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime

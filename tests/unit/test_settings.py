@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import SECRET_SETTINGS, AccessType, ArmCredentialKind, ConfigError, Settings
+
+SUB = "00000000-0000-0000-0000-000000000001"
+
+
+def rid(name: str, rg: str = "rg-apim") -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.ApiManagement/service/{name}"
+
+
+BASE = {
+    "APIM_SERVICES": rid("contoso-apim"),
+    "BACKUP_STORAGE_ACCOUNT": "backupsacct",
+    "BACKUP_STORAGE": "UseDevelopmentStorage=true",
+}
+
+
+def settings(**overrides: str) -> Settings:
+    return Settings.from_env({**BASE, **overrides})
+
+
+def test_defaults_follow_the_contract():
+    s = settings()
+    assert [x.name for x in s.apim_services] == ["contoso-apim"]
+    assert s.restore_targets == s.apim_services
+    assert s.container == "apim-backups"
+    assert s.access_type is AccessType.SYSTEM_ASSIGNED
+    assert (s.ledger_table, s.operations_table) == ("apimbackups", "apimoperations")
+    assert (s.backup_schedule, s.housekeeping_schedule, s.standby_schedule) == (
+        "0 0 2 * * *",
+        "0 */5 * * * *",
+        "0 0 4 * * *",
+    )
+    assert (s.retention_days, s.min_keep, s.rpo_hours) == (30, 1, 26.0)
+    assert s.arm_endpoint == "https://management.azure.com"
+    assert s.arm_credential is ArmCredentialKind.MANAGED_IDENTITY
+    assert s.standby_pairs == ()
+
+
+def test_service_lists_accept_commas_semicolons_and_whitespace():
+    s = settings(APIM_SERVICES=f"{rid('a-one')}, {rid('b-two')};{rid('c-three')}\n {rid('d-four')}")
+    assert [x.name for x in s.apim_services] == ["a-one", "b-two", "c-three", "d-four"]
+    assert s.apim_services[1].resource_group == "rg-apim"
+    assert s.find_service("B-TWO") == s.apim_services[1]
+    assert s.find_service(rid("c-three").upper().replace("SERVICE", "service")) is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"APIM_SERVICES": ""}, "APIM_SERVICES"),
+        ({"APIM_SERVICES": "contoso-apim"}, "APIM_SERVICES"),
+        ({"APIM_SERVICES": f"{rid('x1')},{rid('x1', 'other')}"}, "APIM_SERVICES"),
+        ({"RESTORE_TARGETS": "/subscriptions/nope"}, "RESTORE_TARGETS"),
+        ({"BACKUP_STORAGE_ACCOUNT": "Bad_Name"}, "BACKUP_STORAGE_ACCOUNT"),
+        ({"BACKUP_CONTAINER": "UPPER"}, "BACKUP_CONTAINER"),
+        ({"BACKUP_ACCESS_TYPE": "Password"}, "BACKUP_ACCESS_TYPE"),
+        ({"BACKUP_ACCESS_TYPE": "UserAssignedManagedIdentity"}, "BACKUP_IDENTITY_CLIENT_ID"),
+        (
+            {"BACKUP_ACCESS_TYPE": "UserAssignedManagedIdentity", "BACKUP_IDENTITY_CLIENT_ID": "x"},
+            "BACKUP_IDENTITY_CLIENT_ID",
+        ),
+        ({"BACKUP_ACCESS_TYPE": "AccessKey"}, "BACKUP_STORAGE_KEY"),
+        ({"BACKUP_STORAGE": ""}, "BACKUP_STORAGE"),
+        ({"LEDGER_TABLE": "1bad"}, "LEDGER_TABLE"),
+        ({"OPERATIONS_TABLE": "apimbackups"}, "OPERATIONS_TABLE"),
+        ({"BACKUP_SCHEDULE": "0 2 * * *"}, "BACKUP_SCHEDULE"),
+        ({"RETENTION_DAYS": "31"}, "RETENTION_DAYS"),
+        ({"RETENTION_DAYS": "ten"}, "RETENTION_DAYS"),
+        ({"MIN_KEEP": "-1"}, "MIN_KEEP"),
+        ({"RPO_HOURS": "0"}, "RPO_HOURS"),
+        ({"ARM_ENDPOINT": "http://management.azure.com"}, "ARM_ENDPOINT"),
+        ({"ARM_CREDENTIAL": "password"}, "ARM_CREDENTIAL"),
+        ({"ARM_CREDENTIAL": "emulator"}, "ARM_CREDENTIAL"),
+        ({"STANDBY_PAIRS": "contoso-apim"}, "STANDBY_PAIRS"),
+        ({"STANDBY_PAIRS": "contoso-apim=>elsewhere"}, "STANDBY_PAIRS"),
+    ],
+)
+def test_a_bad_setting_is_named(overrides: dict[str, str], setting: str):
+    with pytest.raises(ConfigError) as caught:
+        settings(**overrides)
+    assert caught.value.setting == setting
+    assert setting in str(caught.value)
+
+
+def test_emulator_credential_only_on_loopback():
+    s = settings(ARM_CREDENTIAL="emulator", ARM_ENDPOINT="https://127.0.0.1:8443/")
+    assert s.arm_credential is ArmCredentialKind.EMULATOR
+    assert s.arm_endpoint == "https://127.0.0.1:8443"
+
+
+def test_standby_pairs_by_name_or_id():
+    s = settings(
+        APIM_SERVICES=rid("contoso-apim"),
+        RESTORE_TARGETS=f"{rid('contoso-apim')},{rid('contoso-standby')}",
+        STANDBY_PAIRS=f"contoso-apim=>{rid('contoso-standby')}",
+    )
+    assert [(a.name, b.name) for a, b in s.standby_pairs] == [("contoso-apim", "contoso-standby")]
+
+
+def test_secrets_never_appear_in_repr_or_errors():
+    key = "c2VjcmV0LWtleS12YWx1ZS10aGF0LW11c3Qtbm90LWxlYWs="
+    conn = f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={key}"
+    s = settings(BACKUP_ACCESS_TYPE="AccessKey", BACKUP_STORAGE_KEY=key, BACKUP_STORAGE=conn)
+    assert key not in repr(s)
+    with pytest.raises(ConfigError) as caught:
+        settings(BACKUP_STORAGE_KEY=key, BACKUP_STORAGE=conn, RETENTION_DAYS="99")
+    assert key not in str(caught.value)
+    assert {"BACKUP_STORAGE_KEY", "BACKUP_STORAGE"} <= SECRET_SETTINGS
+
+
+def test_identity_based_storage_needs_both_uris():
+    env = {k: v for k, v in BASE.items() if k != "BACKUP_STORAGE"}
+    with pytest.raises(ConfigError, match="BACKUP_STORAGE"):
+        Settings.from_env({**env, "BACKUP_STORAGE__blobServiceUri": "https://a.blob.core.windows.net"})
+    s = Settings.from_env(
+        {
+            **env,
+            "BACKUP_STORAGE__blobServiceUri": "https://a.blob.core.windows.net",
+            "BACKUP_STORAGE__tableServiceUri": "https://a.table.core.windows.net",
+        }
+    )
+    assert s.storage.uses_identity
