@@ -1,0 +1,242 @@
+"""The whole local stack: Azurite plus the APIM management emulator, started and stopped together.
+
+    with LocalStack.start() as stack:
+        env = stack.product_env()          # what the product needs to run against it
+        stack.control.advance_clock(60)    # drive the emulator from a test
+
+Only the processes started here are stopped here, by their own pids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devstack.azurite import (
+    DEV_ACCOUNT,
+    DEV_KEY,
+    ROOT,
+    Azurite,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
+
+DEFAULT_SEED = ROOT / "emulator" / "seed.json"
+# The services the product backs up, and where it may restore to, in the default seed.
+BACKUP_SERVICES = ("contoso-apim", "fabrikam-apim")
+STANDBY_SERVICES = ("contoso-standby", "fabrikam-standby")
+
+
+class EmulatorControl:
+    """The emulator's ``/_emulator/`` test controls, over HTTPS trusting the stack's CA."""
+
+    def __init__(self, base_url: str, ca_bundle: str) -> None:
+        self.base_url = base_url
+        self._tls = ssl.create_default_context(cafile=ca_bundle)
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - our own https URL
+            f"{self.base_url}/_emulator/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, context=self._tls, timeout=30) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            raise RuntimeError(
+                f"emulator control {method} {path}: {err.code} {err.read()!r}"
+            ) from err
+
+    def reset(self, seed: dict[str, Any] | None = None) -> None:
+        """Reseed (the default seed, or this one), forget operations and faults, reset the clock."""
+        self._call("POST", "reset", seed or {})
+
+    def now(self) -> str:
+        return str(self._call("GET", "clock")["now"])
+
+    def advance_clock(self, seconds: float) -> str:
+        """Move the emulator's clock forward; returns the new time (ISO 8601)."""
+        return str(self._call("POST", "clock/advance", {"seconds": seconds})["now"])
+
+    def set_duration(self, seconds: float) -> None:
+        """How long each new operation runs on the emulator's clock."""
+        self._call("POST", "settings", {"duration": seconds})
+
+    def set_retry_after(self, seconds: int) -> None:
+        """The Retry-After sent with each 202 (0 lets the client's polling interval rule)."""
+        self._call("POST", "settings", {"retryAfter": seconds})
+
+    def fail_next_operation(self, service: str, code: str, message: str) -> None:
+        """The next backup or restore of this service ends Failed with this error."""
+        self._call("POST", f"services/{service}/fail-next", {"code": code, "message": message})
+
+    def inject_fault(
+        self,
+        *,
+        method: str | None = None,
+        path_contains: str = "",
+        status: int = 503,
+        retry_after: int | None = None,
+        times: int = 1,
+        action: str = "respond",
+    ) -> None:
+        """Answer the next ``times`` matching ARM requests with ``status`` (or drop them)."""
+        fault = {
+            "method": method,
+            "pathContains": path_contains,
+            "status": status,
+            "retryAfter": retry_after,
+            "times": times,
+            "action": action,
+        }
+        self._call("POST", "faults", fault)
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The ARM requests received: method, path, query, body (keys redacted), time, status."""
+        return list(self._call("GET", "requests")["value"])
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "requests")
+
+    def operations(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "operations")["value"])
+
+    def service(self, name: str) -> dict[str, Any]:
+        """Everything the emulator holds about a service, with its provisioning state."""
+        return dict(self._call("GET", f"services/{name}"))
+
+    def service_config(self, name: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"services/{name}/configuration"))
+
+    def patch_service(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Change sku (merged), identity, workspaceLinks, configuration, properties, tags."""
+        return dict(self._call("PATCH", f"services/{name}", patch))
+
+
+@dataclass
+class LocalStack:
+    azurite: Azurite
+    process: subprocess.Popen[bytes]
+    port: int
+    workdir: tempfile.TemporaryDirectory[str]
+    subscription_id: str
+    resource_group: str
+    storage_account: str = DEV_ACCOUNT
+    storage_key: str = DEV_KEY
+
+    @classmethod
+    def start(cls, seed: Path = DEFAULT_SEED, timeout: float = 30.0) -> LocalStack:
+        seed_doc = json.loads(seed.read_text())
+        azurite = Azurite.start()
+        workdir = tempfile.TemporaryDirectory(prefix="apim-emulator-")
+        try:
+            port = free_port()
+            process = _start_emulator(port, Path(workdir.name), azurite, seed)
+        except BaseException:
+            azurite.stop()
+            workdir.cleanup()
+            raise
+        stack = cls(
+            azurite=azurite,
+            process=process,
+            port=port,
+            workdir=workdir,
+            subscription_id=str(seed_doc["subscriptionId"]),
+            resource_group=str(seed_doc["resourceGroup"]),
+        )
+        try:
+            wait_for_port(port, timeout, process)
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.azurite.stop()
+        self.workdir.cleanup()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def arm_endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_bundle(self) -> str:
+        return str(Path(self.workdir.name) / "ca" / "ca.pem")
+
+    @property
+    def emulator_log(self) -> Path:
+        return Path(self.workdir.name) / "emulator.log"
+
+    @property
+    def connection_string(self) -> str:
+        return self.azurite.connection_string
+
+    @property
+    def control(self) -> EmulatorControl:
+        return EmulatorControl(self.arm_endpoint, self.ca_bundle)
+
+    def service_id(self, name: str) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ApiManagement/service/{name}"
+        )
+
+    def product_env(self) -> dict[str, str]:
+        """The settings the product needs to run against this stack."""
+        return {
+            "APIM_SERVICES": ",".join(self.service_id(n) for n in BACKUP_SERVICES),
+            "RESTORE_TARGETS": ",".join(
+                self.service_id(n) for n in BACKUP_SERVICES + STANDBY_SERVICES
+            ),
+            "BACKUP_STORAGE_ACCOUNT": self.storage_account,
+            "BACKUP_STORAGE": self.connection_string,
+            "ARM_ENDPOINT": self.arm_endpoint,
+            "ARM_CREDENTIAL": "emulator",
+            "REQUESTS_CA_BUNDLE": self.ca_bundle,
+        }
+
+
+def _start_emulator(
+    port: int, workdir: Path, azurite: Azurite, seed: Path
+) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable, "-m", "emulator",
+        "--port", str(port),
+        "--ca-dir", str(workdir / "ca"),
+        "--azurite-blob-endpoint", azurite.blob_endpoint,
+        "--storage-account", DEV_ACCOUNT,
+        "--storage-key", DEV_KEY,
+        "--seed", str(seed),
+    ]  # fmt: skip
+    with open(workdir / "emulator.log", "wb") as log:
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )

@@ -1,0 +1,291 @@
+"""HTTPS front of the emulator: Resource Manager routes and the ``/_emulator/`` controls.
+
+Stdlib only (ThreadingHTTPServer + ssl). The TLS handshake happens in the worker thread,
+not in the accept loop, so a client that connects and says nothing (a port probe)
+cannot stall the server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from emulator import API_VERSION
+from emulator.model import JSON, EmulatorError
+from emulator.state import Emulator, Fault, Operation
+
+_SERVICE = (
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.ApiManagement/service/(?P<name>[^/]+)"
+)
+ROUTE_SERVICE = re.compile(_SERVICE + r"/?$", re.IGNORECASE)
+ROUTE_WORKSPACE_LINKS = re.compile(_SERVICE + r"/workspaceLinks/?$", re.IGNORECASE)
+ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?$", re.IGNORECASE)
+ROUTE_OPERATION = re.compile(
+    r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.ApiManagement/locations/(?P<loc>[^/]+)"
+    r"/operationResults/(?P<opid>[^/]+)/?$",
+    re.IGNORECASE,
+)
+CONTROL_PREFIX = "/_emulator/"
+ROUTE_CONTROL_SERVICE = re.compile(r"^/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?$")
+
+FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
+# Keys a client sends that must never be echoed back (the request log is readable).
+SECRET_FIELDS = ("accessKey",)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, emulator: Emulator, tls: ssl.SSLContext) -> None:
+        self.emulator = emulator
+        self.tls = tls
+        super().__init__(("127.0.0.1", port), Handler)
+        self.base_url = f"https://127.0.0.1:{self.server_address[1]}"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(30)
+        try:
+            tls_socket = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a port probe or a client that does not trust us: nothing to answer
+        try:
+            super().finish_request(tls_socket, client_address)
+        finally:
+            tls_socket.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | ssl.SSLError | TimeoutError):
+            return  # clients hang up; that is theirs to report
+        super().handle_error(request, client_address)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Resource Manager does
+    server: EmulatorServer
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"emulator: {self.address_string()} {format % args}\n")
+
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.emulator
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _handle(self) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if path.startswith(CONTROL_PREFIX):
+            self._send(self._run(lambda: self._control(path, raw)))
+            return
+        body = _parse_json(raw)
+        entry: JSON = {"method": self.command, "path": path, "query": query, "body": _redact(body)}
+        fault = self.emulator.take_fault(self.command, self.path)
+        if fault is not None and fault.action == "drop":
+            entry.update(status=None, fault="drop")
+            self.emulator.record(entry)
+            self.close_connection = True  # hang up without a word
+            return
+        if fault is not None:
+            reply = _fault_reply(fault)
+            entry["fault"] = "respond"
+        else:
+            reply = self._run(lambda: self._arm(path, query, raw))
+        entry["status"] = reply.status
+        self.emulator.record(entry)  # before answering, so the log is complete when read
+        self._send(reply)
+
+    def _run(self, route: Callable[[], Reply]) -> Reply:
+        try:
+            return route()
+        except EmulatorError as err:
+            return Reply(err.status, err.body())
+        except Exception as err:
+            # A bug or an unreachable Azurite: still answer in ARM's shape, and say why.
+            traceback.print_exc(file=sys.stderr)
+            return Reply(500, {"error": {"code": "InternalServerError", "message": repr(err)}})
+
+    def _send(self, reply: Reply) -> None:
+        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        if reply.body is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-ms-request-id", "emulator")
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    # -- Resource Manager ------------------------------------------------------------
+
+    def _arm(self, path: str, query: dict[str, str], raw: bytes) -> Reply:
+        self._authenticate()
+        if not query.get("api-version"):
+            raise EmulatorError(
+                400, "MissingApiVersionParameter", "The api-version query parameter is required."
+            )
+        match = ROUTE_SERVICE.match(path)
+        if match and self.command == "GET":
+            return Reply(200, self.emulator.get_service(match["sub"], match["rg"], match["name"]))
+        match = ROUTE_WORKSPACE_LINKS.match(path)
+        if match and self.command == "GET":
+            links = self.emulator.list_workspace_links(match["sub"], match["rg"], match["name"])
+            return Reply(200, links)
+        match = ROUTE_LRO.match(path)
+        if match and self.command == "POST":
+            kind = match["kind"].lower()
+            operation = self.emulator.start_operation(
+                kind, match["sub"], match["rg"], match["name"], _parse_json(raw)
+            )
+            return Reply(202, None, self._running_headers(operation))
+        match = ROUTE_OPERATION.match(path)
+        if match and self.command == "GET":
+            return self._operation_reply(self.emulator.poll(match["sub"], match["opid"]))
+        raise EmulatorError(
+            404, "NotFound", f"The emulator has no route for {self.command} {path}."
+        )
+
+    def _authenticate(self) -> None:
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise EmulatorError(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing or is not a "
+                "bearer token.",
+            )
+
+    def _running_headers(self, operation: Operation) -> dict[str, str]:
+        location = (
+            f"{self.server.base_url}/subscriptions/{operation.subscription_id}/providers/"
+            f"Microsoft.ApiManagement/locations/{operation.location}/operationResults/"
+            f"{operation.id}?api-version={API_VERSION}"
+        )
+        return {"Location": location, "Retry-After": str(self.emulator.settings.retry_after)}
+
+    def _operation_reply(self, operation: Operation) -> Reply:
+        if operation.running:
+            return Reply(202, None, self._running_headers(operation))
+        if operation.status == "Succeeded":
+            return Reply(200, operation.result)
+        return Reply(400, {"error": operation.error})
+
+    # -- controls --------------------------------------------------------------------
+
+    def _control(self, path: str, raw: bytes) -> Reply:
+        body = _parse_json(raw)
+        args = body if isinstance(body, dict) else {}
+        emulator, method = self.emulator, self.command
+        if path == "/_emulator/reset" and method == "POST":
+            emulator.reset(body if isinstance(body, dict) and body else None)
+            return Reply(200, {"status": "reset"})
+        if path == "/_emulator/clock" and method == "GET":
+            return Reply(200, {"now": emulator.now().isoformat()})
+        if path == "/_emulator/clock/advance" and method == "POST":
+            return Reply(200, {"now": emulator.advance(float(args.get("seconds", 0))).isoformat()})
+        if path == "/_emulator/settings" and method in ("GET", "POST"):
+            return Reply(200, emulator.update_settings(args))
+        if path == "/_emulator/faults" and method == "POST":
+            emulator.add_fault(args)
+            return Reply(201, {"status": "added"})
+        if path == "/_emulator/faults" and method == "DELETE":
+            emulator.clear_faults()
+            return Reply(200, {"status": "cleared"})
+        if path == "/_emulator/requests" and method == "GET":
+            return Reply(200, {"value": emulator.requests()})
+        if path == "/_emulator/requests" and method == "DELETE":
+            emulator.clear_requests()
+            return Reply(200, {"status": "cleared"})
+        if path == "/_emulator/operations" and method == "GET":
+            return Reply(200, {"value": emulator.list_operations()})
+        match = ROUTE_CONTROL_SERVICE.match(path)
+        if match:
+            return self._control_service(match["name"], match["rest"] or "", args)
+        raise EmulatorError(404, "NotFound", f"No control route {method} {path}.")
+
+    def _control_service(self, name: str, rest: str, args: JSON) -> Reply:
+        emulator, method = self.emulator, self.command
+        if rest == "" and method == "GET":
+            return Reply(200, emulator.describe_service(name))
+        if rest == "" and method == "PATCH":
+            return Reply(200, emulator.patch_service(name, args))
+        if rest == "/configuration" and method == "GET":
+            return Reply(200, emulator.describe_service(name)["configuration"])
+        if rest == "/fail-next" and method == "POST":
+            emulator.set_fail_next(name, args)
+            return Reply(200, {"status": "armed"})
+        raise EmulatorError(
+            404, "NotFound", f"No control route {method} /_emulator/services/{name}{rest}."
+        )
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise EmulatorError(400, "InvalidRequestContent", f"The body is not JSON: {err}") from err
+
+
+def _redact(body: Any) -> Any:
+    if not isinstance(body, dict):
+        return body
+    return {key: "<redacted>" if key in SECRET_FIELDS else value for key, value in body.items()}
+
+
+def _fault_reply(fault: Fault) -> Reply:
+    code = FAULT_CODES.get(fault.status, HTTPStatus(fault.status).phrase.replace(" ", ""))
+    headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+    return Reply(fault.status, {"error": {"code": code, "message": "Injected fault."}}, headers)
+
+
+def make_tls(ca_dir: Path) -> ssl.SSLContext:
+    """A fresh CA (written to ``ca_dir/ca.pem`` for clients) and a loopback server cert."""
+    import trustme  # only the server needs it
+
+    ca = trustme.CA()
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    partial = ca_dir / "ca.pem.partial"
+    ca.cert_pem.write_to_path(str(partial))
+    partial.replace(ca_dir / "ca.pem")  # readers never see half a file
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
