@@ -1,0 +1,242 @@
+// The function app: a Flex Consumption (FC1) plan, the Linux Python 3.11 site that azd
+// deploys to (tag azd-service-name: api), and its app settings. Everything the app
+// reaches, it reaches with its user-assigned identity: no keys, no connection strings
+// with secrets in them.
+
+@description('Required. Name of the function app.')
+param name string
+
+@description('Required. Name of the Flex Consumption plan.')
+param planName string
+
+@description('Required. Azure region.')
+param location string
+
+@description('Optional. Tags for the plan and the site (the site adds azd-service-name).')
+param tags object = {}
+
+@description('Required. Resource ID of the app\'s user-assigned identity.')
+param identityId string
+
+@description('Required. Client id of that identity.')
+param identityClientId string
+
+@description('Required. Name of the app\'s own storage account (AzureWebJobsStorage).')
+param hostStorageName string
+
+@description('Required. Container in that account for the deployment package.')
+param deploymentContainerName string
+
+@description('Required. Name of the Application Insights component.')
+param applicationInsightsName string
+
+@minValue(1)
+@maxValue(1000)
+@description('Optional. Flex Consumption scale-out limit.')
+param maximumInstanceCount int = 40
+
+@allowed([
+  2048
+  4096
+])
+@description('Optional. Memory per instance, in MB.')
+param instanceMemoryMB int = 2048
+
+// --- the product's settings (see shared/settings.py and CONTRACT.md) ---
+
+@description('Required. APIM_SERVICES: resource IDs, comma-separated.')
+param apimServices string
+
+@description('Optional. RESTORE_TARGETS: resource IDs, comma-separated; empty means APIM_SERVICES.')
+param restoreTargets string = ''
+
+@description('Required. BACKUP_STORAGE_ACCOUNT: name of the backup storage account.')
+param backupStorageAccountName string
+
+@description('Required. BACKUP_STORAGE__blobServiceUri: blob endpoint of the backup account.')
+param backupBlobServiceUri string
+
+@description('Required. BACKUP_STORAGE__tableServiceUri: table endpoint of the backup account.')
+param backupTableServiceUri string
+
+@description('Optional. BACKUP_CONTAINER.')
+param backupContainerName string = 'apim-backups'
+
+@allowed([
+  'SystemAssignedManagedIdentity'
+  'UserAssignedManagedIdentity'
+  'AccessKey'
+])
+@description('Optional. BACKUP_ACCESS_TYPE: how APIM reaches the backup account.')
+param backupAccessType string = 'SystemAssignedManagedIdentity'
+
+@description('Optional. BACKUP_IDENTITY_CLIENT_ID: client id of APIM\'s user-assigned identity (UserAssignedManagedIdentity only).')
+param backupIdentityClientId string = ''
+
+@description('Optional. With AccessKey only: URI of the Key Vault secret holding the account key; BACKUP_STORAGE_KEY becomes a Key Vault reference to it.')
+param backupStorageKeySecretUri string = ''
+
+@description('Optional. LEDGER_TABLE.')
+param ledgerTableName string = 'apimbackups'
+
+@description('Optional. OPERATIONS_TABLE.')
+param operationsTableName string = 'apimoperations'
+
+@description('Optional. BACKUP_SCHEDULE (NCRONTAB, six fields); empty means the default.')
+param backupSchedule string = ''
+
+@description('Optional. HOUSEKEEPING_SCHEDULE (NCRONTAB, six fields); empty means the default.')
+param housekeepingSchedule string = ''
+
+@description('Optional. STANDBY_PAIRS: <source>=><standby> pairs, comma-separated.')
+param standbyPairs string = ''
+
+@description('Optional. STANDBY_SCHEDULE (NCRONTAB, six fields); empty means the default.')
+param standbySchedule string = ''
+
+@description('Optional. RETENTION_DAYS (1-30).')
+param retentionDays int = 30
+
+@description('Optional. MIN_KEEP.')
+param minKeep int = 1
+
+@description('Optional. RPO_HOURS.')
+param rpoHours int = 26
+
+@description('Optional. OPERATION_TIMEOUT_MINUTES.')
+param operationTimeoutMinutes int = 240
+
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    // Key Vault references (BACKUP_STORAGE_KEY with AccessKey) resolve with this
+    // identity; the site has no system-assigned identity to fall back on.
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${hostStorage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+var armEndpoint = environment().resourceManager
+
+// Settings of the Functions host and of Application Insights (not read by the product).
+// No FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION / WEBSITE_CONTENT*: Flex
+// Consumption rejects or ignores them (the runtime is in functionAppConfig).
+var platformSettings = {
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AzureWebJobsStorage__blobServiceUri: hostStorage.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: hostStorage.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: hostStorage.properties.primaryEndpoints.table
+  // The connection string names the component (instrumentation key + endpoints); it
+  // carries no secret, and with local auth disabled ingestion needs the token below.
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+}
+
+// Every setting the product reads (shared/settings.py SETTING_NAMES), except
+// BACKUP_STORAGE: that is the connection-string alternative for local runs; in Azure
+// the function reaches the backup account by identity (BACKUP_STORAGE__*).
+// The three schedules always get a value: the host refuses to load a timer whose
+// %SETTING% does not resolve.
+var productSettings = {
+  APIM_SERVICES: apimServices
+  RESTORE_TARGETS: restoreTargets
+  BACKUP_STORAGE_ACCOUNT: backupStorageAccountName
+  BACKUP_CONTAINER: backupContainerName
+  BACKUP_ACCESS_TYPE: backupAccessType
+  BACKUP_IDENTITY_CLIENT_ID: backupAccessType == 'UserAssignedManagedIdentity' ? backupIdentityClientId : ''
+  BACKUP_STORAGE__blobServiceUri: backupBlobServiceUri
+  BACKUP_STORAGE__tableServiceUri: backupTableServiceUri
+  BACKUP_STORAGE__clientId: identityClientId
+  LEDGER_TABLE: ledgerTableName
+  OPERATIONS_TABLE: operationsTableName
+  BACKUP_SCHEDULE: empty(backupSchedule) ? '0 0 2 * * *' : backupSchedule
+  HOUSEKEEPING_SCHEDULE: empty(housekeepingSchedule) ? '0 */5 * * * *' : housekeepingSchedule
+  STANDBY_PAIRS: standbyPairs
+  STANDBY_SCHEDULE: empty(standbySchedule) ? '0 0 4 * * *' : standbySchedule
+  RETENTION_DAYS: string(retentionDays)
+  MIN_KEEP: string(minKeep)
+  RPO_HOURS: string(rpoHours)
+  OPERATION_TIMEOUT_MINUTES: string(operationTimeoutMinutes)
+  // environment().resourceManager ends with a slash; the product expects none.
+  ARM_ENDPOINT: endsWith(armEndpoint, '/') ? substring(armEndpoint, 0, length(armEndpoint) - 1) : armEndpoint
+  ARM_CREDENTIAL: 'managedidentity'
+  AZURE_CLIENT_ID: identityClientId
+}
+
+// With AccessKey only, and only as a Key Vault reference to a secret the user made:
+// the key itself never appears in this template, its parameters or its outputs.
+var accessKeySettings = backupAccessType == 'AccessKey' && length(backupStorageKeySecretUri) > 0
+  ? {
+      BACKUP_STORAGE_KEY: '@Microsoft.KeyVault(SecretUri=${backupStorageKeySecretUri})'
+    }
+  : {}
+
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: union(platformSettings, productSettings, accessKeySettings)
+}
+
+@description('Required. Name of the function app.')
+output name string = site.name
+
+@description('Required. Base URL of the function app.')
+output url string = 'https://${site.properties.defaultHostName}'
