@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -47,7 +48,7 @@ class Product:
     def blob_service(self) -> BlobServiceClient:
         return BlobServiceClient.from_connection_string(self.stack.connection_string)
 
-    def arm_requests(self, method: str | None = None, contains: str = "") -> list[dict[str, object]]:
+    def arm_requests(self, method: str | None = None, contains: str = "") -> list[dict[str, Any]]:
         return [
             r
             for r in self.stack.control.requests()
@@ -60,7 +61,9 @@ def product(emulator: LocalStack) -> Iterator[Product]:
     suffix = uuid.uuid4().hex[:10]
     env = {
         **emulator.product_env(),
-        "APIM_SERVICES": f"{emulator.service_id('contoso-apim')},{emulator.service_id('contoso-standby')}",
+        "APIM_SERVICES": ",".join(
+            emulator.service_id(n) for n in ("contoso-apim", "contoso-standby")
+        ),
         "LEDGER_TABLE": f"ledger{suffix}",
         "OPERATIONS_TABLE": f"ops{suffix}",
         "BACKUP_CONTAINER": f"backups-{suffix}",

@@ -18,7 +18,7 @@ def test_backup_name_is_lower_case_service_and_utc_second():
 
 def test_naive_times_are_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
-        backup_name("a1", datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+        backup_name("a1", datetime(2026, 1, 1))
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,10 @@ def test_not_backup_names(name: str):
 
 
 def test_resource_ids_round_trip():
-    rid = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/My.RG/providers/Microsoft.ApiManagement/service/Contoso"
+    rid = (
+        "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/My.RG"
+        "/providers/Microsoft.ApiManagement/service/Contoso"
+    )
     service = ServiceId.parse(rid + "/")
     assert (service.resource_group, service.name, service.key) == ("My.RG", "Contoso", "contoso")
     assert service.resource_id == rid

@@ -8,7 +8,9 @@ SUB = "00000000-0000-0000-0000-000000000001"
 
 
 def rid(name: str, rg: str = "rg-apim") -> str:
-    return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.ApiManagement/service/{name}"
+    return (
+        f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.ApiManagement/service/{name}"
+    )
 
 
 BASE = {
@@ -115,7 +117,9 @@ def test_secrets_never_appear_in_repr_or_errors():
 def test_identity_based_storage_needs_both_uris():
     env = {k: v for k, v in BASE.items() if k != "BACKUP_STORAGE"}
     with pytest.raises(ConfigError, match="BACKUP_STORAGE"):
-        Settings.from_env({**env, "BACKUP_STORAGE__blobServiceUri": "https://a.blob.core.windows.net"})
+        Settings.from_env(
+            {**env, "BACKUP_STORAGE__blobServiceUri": "https://a.blob.core.windows.net"}
+        )
     s = Settings.from_env(
         {
             **env,
