@@ -18,7 +18,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: $(PY) node_modules/.package-lock.json
 
 demo: deps
-	$(PY) -m emulator.demo
+	$(PY) -m scripts.demo
 
 lint: $(PY)
 	$(PY) -m ruff check .

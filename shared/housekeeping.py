@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from shared.model import OperationRecord, Status
+from shared import pruning
+from shared.model import OperationKind, OperationRecord, Status
 from shared.operations import LOCK_GRACE, finish_running
 from shared.runtime import Runtime
 
@@ -70,6 +71,24 @@ def fail_abandoned_rows(runtime: Runtime) -> list[str]:
 
 
 def prune_now(runtime: Runtime, *, dry_run: bool) -> dict[str, Any]:
-    from shared import pruning, retention
-
-    raise NotImplementedError((pruning, retention, dry_run))
+    """One pruning pass (see shared.pruning); what went, what stayed, and why."""
+    settings = runtime.settings
+    now = runtime.clock()
+    records, unreadable = pruning.read_ledger(runtime.ledger.table)
+    # A backup being restored right now is never pruned from under APIM, whatever its age.
+    running = runtime.operations.running()
+    in_use = {op.backup_name for op in running if op.kind is OperationKind.RESTORE}
+    container = runtime.clients.container
+    plan = pruning.reconcile(
+        [r for r in records if r.backup_name not in in_use],
+        pruning.list_blob_names(container),
+        now=now,
+        retention_days=settings.retention_days,
+        min_keep=settings.min_keep,
+        container_name=settings.container,
+        known_names=unreadable | in_use,
+    )
+    result = pruning.prune(runtime.ledger.table, container, plan, now, dry_run=dry_run)
+    for error in result.errors:
+        log.warning("Pruning could not complete %s: %s", error.name, error.error)
+    return result.to_json()

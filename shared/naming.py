@@ -72,7 +72,9 @@ def parse_backup_name(name: str) -> ParsedBackupName:
     """Split a backup name; ValueError when it is not of the backup-name form."""
     match = _BACKUP_NAME.match(name)
     if match is None:
-        raise ValueError(f"'{name[:100]}' is not a backup name (<service>-YYYYMMDDTHHMMSSZ.apimbackup)")
+        raise ValueError(
+            f"'{name[:100]}' is not a backup name (<service>-YYYYMMDDTHHMMSSZ.apimbackup)"
+        )
     try:
         started = datetime.strptime(match["stamp"], _STAMP).replace(tzinfo=UTC)
     except ValueError:

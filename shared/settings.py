@@ -232,10 +232,14 @@ def _storage(env: Mapping[str, str]) -> StorageConnection:
         ("BACKUP_STORAGE__tableServiceUri", table_uri),
     ):
         if urlsplit(uri).scheme not in ("https", "http") or not urlsplit(uri).hostname:
-            raise ConfigError(name, "expected the service's URL, e.g. https://<account>.blob.core.windows.net")
+            raise ConfigError(
+                name, "expected the service's URL, e.g. https://<account>.blob.core.windows.net"
+            )
     if client_id is not None and not _GUID.match(client_id):
         raise ConfigError("BACKUP_STORAGE__clientId", "expected a client id (a GUID)")
-    return StorageConnection(blob_service_uri=blob_uri, table_service_uri=table_uri, client_id=client_id)
+    return StorageConnection(
+        blob_service_uri=blob_uri, table_service_uri=table_uri, client_id=client_id
+    )
 
 
 def _standby_pairs(
@@ -249,13 +253,17 @@ def _standby_pairs(
             continue
         left, sep, right = item.partition("=>")
         if not sep or not left.strip() or not right.strip():
-            raise ConfigError("STANDBY_PAIRS", f"expected '<source>=><standby>', got '{item.strip()}'")
+            raise ConfigError(
+                "STANDBY_PAIRS", f"expected '<source>=><standby>', got '{item.strip()}'"
+            )
         source = _find(sources, left)
         if source is None:
             raise ConfigError("STANDBY_PAIRS", f"source '{left.strip()}' is not in APIM_SERVICES")
         standby = _find(targets, right)
         if standby is None:
-            raise ConfigError("STANDBY_PAIRS", f"standby '{right.strip()}' is not in RESTORE_TARGETS")
+            raise ConfigError(
+                "STANDBY_PAIRS", f"standby '{right.strip()}' is not in RESTORE_TARGETS"
+            )
         if standby == source:
             raise ConfigError("STANDBY_PAIRS", f"'{source.name}' cannot be its own standby")
         pairs.append((source, standby))
@@ -271,10 +279,14 @@ def _read(env: Mapping[str, str]) -> Settings:
 
     account = _require(env, "BACKUP_STORAGE_ACCOUNT", "the storage account's name")
     if not _ACCOUNT_NAME.match(account):
-        raise ConfigError("BACKUP_STORAGE_ACCOUNT", "expected 3 to 24 lower-case letters and digits")
+        raise ConfigError(
+            "BACKUP_STORAGE_ACCOUNT", "expected 3 to 24 lower-case letters and digits"
+        )
     container = _get(env, "BACKUP_CONTAINER") or "apim-backups"
     if not _CONTAINER_NAME.match(container):
-        raise ConfigError("BACKUP_CONTAINER", "expected a blob container name (3-63 of a-z, 0-9, -)")
+        raise ConfigError(
+            "BACKUP_CONTAINER", "expected a blob container name (3-63 of a-z, 0-9, -)"
+        )
 
     raw_access = _get(env, "BACKUP_ACCESS_TYPE") or AccessType.SYSTEM_ASSIGNED.value
     try:

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared import errors
+from shared.apim import PollResult, PollState, ServiceInfo
+from shared.checks import (
+    Outcome,
+    check_backup_start,
+    check_backup_usable,
+    check_sku_match,
+    judge_poll,
+    resolve_service,
+)
+from shared.model import BackupRecord, Status, Trigger
+from shared.settings import Settings
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+SUB = "00000000-0000-0000-0000-000000000001"
+
+
+def rid(name: str) -> str:
+    return (
+        f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ApiManagement/service/{name}"
+    )
+
+
+def settings(*names: str) -> Settings:
+    return Settings.from_env(
+        {
+            "APIM_SERVICES": ",".join(rid(n) for n in names),
+            "BACKUP_STORAGE_ACCOUNT": "acct",
+            "BACKUP_STORAGE": "UseDevelopmentStorage=true",
+        }
+    )
+
+
+def record(status: Status = Status.SUCCEEDED, age: timedelta = timedelta(days=1)) -> BackupRecord:
+    return BackupRecord(
+        service="svc",
+        backup_name="svc-20261126T120000Z.apimbackup",
+        service_id=rid("svc"),
+        storage_account="acct",
+        container="apim-backups",
+        status=status,
+        trigger=Trigger.SCHEDULE,
+        created_at=NOW - age,
+        sku="Standard",
+    )
+
+
+def test_resolve_service():
+    one = settings("alpha")
+    assert resolve_service(one, None).name == "alpha"
+    two = settings("alpha", "beta")
+    assert resolve_service(two, "BETA").name == "beta"
+    assert resolve_service(two, rid("beta")).name == "beta"
+    with pytest.raises(errors.BadRequest):
+        resolve_service(two, None)
+    with pytest.raises(errors.ServiceNotConfigured):
+        resolve_service(two, "gamma")
+
+
+@pytest.mark.parametrize(
+    ("info", "cors", "error"),
+    [
+        (ServiceInfo("Consumption", "Succeeded", False), 0, errors.UnsupportedSku),
+        (ServiceInfo("StandardV2", "Succeeded", False), 0, errors.UnsupportedSku),
+        (ServiceInfo("Premium", "Succeeded", True), 0, errors.WorkspaceGatewaysPresent),
+        (ServiceInfo("Premium", "Succeeded", False), 2, errors.CorsEnabled),
+        # Order: the tier is reported before gateways and CORS.
+        (ServiceInfo("BasicV2", "Succeeded", True), 1, errors.UnsupportedSku),
+    ],
+)
+def test_backup_prechecks(info: ServiceInfo, cors: int, error: type[errors.ProductError]):
+    with pytest.raises(error):
+        check_backup_start(info, cors, "svc", "acct")
+
+
+@pytest.mark.parametrize("tier", ["Developer", "Basic", "Standard", "Premium"])
+def test_backup_tiers_pass(tier: str):
+    check_backup_start(ServiceInfo(tier, "Succeeded", False), 0, "svc", "acct")
+
+
+def test_backup_usable_rules():
+    assert check_backup_usable(record(), "n", NOW).status is Status.SUCCEEDED
+    with pytest.raises(errors.BackupNotFound):
+        check_backup_usable(None, "n", NOW)
+    for status in (Status.RUNNING, Status.FAILED, Status.PRUNED):
+        with pytest.raises(errors.BackupNotSucceeded):
+            check_backup_usable(record(status), "n", NOW)
+    with pytest.raises(errors.BackupExpired):
+        check_backup_usable(record(age=timedelta(days=30)), "n", NOW)
+    assert check_backup_usable(record(age=timedelta(days=30) - timedelta(seconds=1)), "n", NOW)
+
+
+def test_sku_mismatch_names_both_tiers():
+    check_sku_match("Premium", "Premium", "t")
+    with pytest.raises(errors.SkuMismatch) as caught:
+        check_sku_match("Standard", "Premium", "t")
+    assert "Standard" in caught.value.message and "Premium" in caught.value.message
+
+
+def test_judge_poll():
+    timeout = timedelta(hours=4)
+    started = NOW - timedelta(minutes=5)
+    assert (
+        judge_poll(PollResult(PollState.RUNNING), started, NOW, timeout).outcome is Outcome.RUNNING
+    )
+    assert (
+        judge_poll(PollResult(PollState.UNKNOWN), started, NOW, timeout).outcome is Outcome.RUNNING
+    )
+    assert (
+        judge_poll(PollResult(PollState.SUCCEEDED), started, NOW, timeout).outcome
+        is Outcome.SUCCEEDED
+    )
+    failed = judge_poll(PollResult(PollState.FAILED, error="X: y"), started, NOW, timeout)
+    assert (failed.outcome, failed.error) == (Outcome.FAILED, "X: y")
+    late = judge_poll(
+        PollResult(PollState.RUNNING), NOW - timeout - timedelta(seconds=1), NOW, timeout
+    )
+    assert late.outcome is Outcome.FAILED and "240 minutes" in (late.error or "")
+    # A success seen late is still a success.
+    ok_late = judge_poll(PollResult(PollState.SUCCEEDED), NOW - timeout * 2, NOW, timeout)
+    assert ok_late.outcome is Outcome.SUCCEEDED
+
+
+def test_record_round_trips_through_an_entity():
+    original = record().with_changes(size_bytes=2**40, completed_at=NOW, error=None)
+    entity = original.to_entity()
+    assert entity["ExpiresAt"] - entity["CreatedAt"] == timedelta(days=30)
+    plain = dict(entity)
+    plain["SizeBytes"] = entity["SizeBytes"].value
+    assert BackupRecord.from_entity(plain) == original
+
+
+def test_naive_times_are_refused_in_the_ledger():
+    naive = record().with_changes(created_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="naive"):
+        naive.to_entity()
