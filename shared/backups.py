@@ -14,9 +14,9 @@ from shared.model import BackupRecord, OperationKind, OperationRecord, Status, T
 from shared.naming import ServiceId, backup_name, next_second
 from shared.operations import (
     LOCK_GRACE,
+    launch,
     new_operation,
     new_operation_id,
-    release_lock,
     storage_target,
     take_lock,
 )
@@ -58,27 +58,19 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         runtime.operations.release(service.key, operation_id)
         raise
 
-    try:
-        url = runtime.apim.start_backup(service, storage_target(runtime), record.backup_name)
-    except errors.OperationInProgress:
-        # APIM itself says busy (an operation we did not start): nothing was begun, so
-        # nothing of ours may remain.
-        runtime.ledger.delete(record)
-        runtime.operations.delete(operation)
-        release_lock(runtime, operation)
-        raise
-    except errors.ProductError as exc:
-        now = runtime.clock()
+    def failed(message: str) -> None:
         runtime.ledger.save(
-            record.with_changes(status=Status.FAILED, error=exc.message, completed_at=now)
+            record.with_changes(status=Status.FAILED, error=message, completed_at=runtime.clock())
         )
-        runtime.operations.save(
-            operation.with_changes(status=Status.FAILED, error=exc.message, completed_at=now)
-        )
-        release_lock(runtime, operation)
-        raise
-    record = runtime.ledger.save(record.with_changes(operation_url=url))
-    operation = runtime.operations.save(operation.with_changes(operation_url=url))
+
+    operation = launch(
+        runtime,
+        operation,
+        lambda: runtime.apim.start_backup(service, storage_target(runtime), record.backup_name),
+        on_refused=lambda: runtime.ledger.delete(record),
+        on_failed=failed,
+    )
+    record = runtime.ledger.save(record.with_changes(operation_url=operation.operation_url))
     log.info(
         "Backup %s of %s started (operation %s, %s)",
         record.backup_name,

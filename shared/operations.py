@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -83,6 +84,38 @@ def new_operation(
         created_at=runtime.clock(),
         source_service=source_service,
     )
+
+
+def launch(
+    runtime: Runtime,
+    operation: OperationRecord,
+    start: Callable[[], str],
+    *,
+    on_refused: Callable[[], None] = lambda: None,
+    on_failed: Callable[[str], None] = lambda _message: None,
+) -> OperationRecord:
+    """Call APIM to start a recorded operation, and record the URL to poll.
+
+    APIM saying busy means nothing was begun: our rows go (``on_refused`` removes the
+    caller's own). Any other refusal is kept as a Failed record. Either way the lock is
+    released and the refusal raised.
+    """
+    try:
+        url = start()
+    except errors.OperationInProgress:
+        on_refused()
+        runtime.operations.delete(operation)
+        release_lock(runtime, operation)
+        raise
+    except errors.ProductError as exc:
+        on_failed(exc.message)
+        failed = operation.with_changes(
+            status=Status.FAILED, error=exc.message, completed_at=runtime.clock()
+        )
+        runtime.operations.save(failed)
+        release_lock(runtime, operation)
+        raise
+    return runtime.operations.save(operation.with_changes(operation_url=url))
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from shared.checks import (
 from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
 from shared.naming import ServiceId, parse_backup_name
 from shared.operations import (
+    launch,
     new_operation,
     new_operation_id,
-    release_lock,
     storage_target,
     take_lock,
 )
@@ -213,21 +213,11 @@ def start_restore(runtime: Runtime, request: RestoreRequest, trigger: Trigger) -
     except BaseException:
         runtime.operations.release(target.key, operation_id)
         raise
-    try:
-        url = runtime.apim.start_restore(target, storage_target(runtime), record.backup_name)
-    except errors.OperationInProgress:
-        runtime.operations.delete(operation)
-        release_lock(runtime, operation)
-        raise
-    except errors.ProductError as exc:
-        runtime.operations.save(
-            operation.with_changes(
-                status=Status.FAILED, error=exc.message, completed_at=runtime.clock()
-            )
-        )
-        release_lock(runtime, operation)
-        raise
-    operation = runtime.operations.save(operation.with_changes(operation_url=url))
+    operation = launch(
+        runtime,
+        operation,
+        lambda: runtime.apim.start_restore(target, storage_target(runtime), record.backup_name),
+    )
     log.info(
         "Restore of %s into %s started (operation %s, %s)",
         record.backup_name, target.name, operation_id, trigger.value,

@@ -6,6 +6,7 @@ each other's rows, and the process-wide Runtime that function_app's handlers use
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -98,3 +99,16 @@ def http(
 
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def body_of(response: func.HttpResponse) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(response.get_body())
+    return body
+
+
+def get_operation(operation_id: str) -> func.HttpResponse:
+    """GET /api/operations/{id} through its handler."""
+    import function_app
+
+    request = http("GET", f"operations/{operation_id}", route_params={"operationId": operation_id})
+    return function_app.get_operation(request)

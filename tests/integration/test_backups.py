@@ -15,7 +15,7 @@ from shared.backups import start_backup
 from shared.housekeeping import fail_abandoned_rows
 from shared.model import Status, Trigger
 from shared.operations import finish_running
-from tests.integration.conftest import Product, http
+from tests.integration.conftest import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
 
@@ -25,16 +25,6 @@ DEV_KEY_PREFIX = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1"
 def post_backup(body: dict[str, str] | None = None):
     raw = json.dumps(body).encode() if body is not None else b""
     return function_app.start_backup(http("POST", "backups", raw))
-
-
-def get_operation(operation_id: str):
-    return function_app.get_operation(
-        http("GET", f"operations/{operation_id}", route_params={"operationId": operation_id})
-    )
-
-
-def body_of(response) -> dict:
-    return json.loads(response.get_body())
 
 
 def ledger_entities(product: Product) -> list[dict]:

@@ -14,7 +14,7 @@ from shared.backups import start_backup
 from shared.model import OperationKind, Status, Trigger
 from shared.operations import finish_running
 from shared.restores import RestoreRequest, standby_sync, start_restore
-from tests.integration.conftest import Product, http
+from tests.integration.conftest import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
 
@@ -22,16 +22,6 @@ pytestmark = pytest.mark.stack
 def post_restore(body: dict[str, Any] | bytes):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return function_app.start_restore(http("POST", "restores", raw))
-
-
-def get_operation(operation_id: str):
-    return function_app.get_operation(
-        http("GET", f"operations/{operation_id}", route_params={"operationId": operation_id})
-    )
-
-
-def body_of(response) -> dict:
-    return json.loads(response.get_body())
 
 
 def backed_up(product: Product, service: str = "contoso-apim") -> str:
