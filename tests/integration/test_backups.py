@@ -343,3 +343,20 @@ def test_same_second_takes_the_next_free_name(product: Product):
     second = start_backup(runtime, "contoso-apim", Trigger.CLI)
     assert second.backup.created_at - first.backup.created_at == timedelta(seconds=1)
     assert second.backup.backup_name != first.backup.backup_name
+
+
+def test_success_without_the_blob_is_failed(product: Product):
+    """APIM says 200 but the blob is not there (deleted meanwhile, wrong account): Failed."""
+    product.stack.control.set_duration(600)
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    product.stack.control.advance_clock(601)
+    product.stack.control.operations()  # the emulator finishes the backup and writes its blob
+    container = product.blob_service.get_container_client(product.runtime.settings.container)
+    container.delete_blob(started.backup.backup_name)
+
+    done = body_of(get_operation(started.operation.operation_id))
+    assert done["status"] == "Failed"
+    assert "is not in container" in done["error"]["message"]
+    row = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
+    assert row is not None and row.status is Status.FAILED and row.size_bytes is None
+    assert "is not in container" in (row.error or "")

@@ -113,3 +113,9 @@ def test_cli_backup_wait_list_and_restore(product: Product, capsys, monkeypatch)
     assert cli(["restore", name, "--target", "nowhere"]) == 2
     assert "TargetNotAllowed" in capsys.readouterr().err
     assert product.arm_requests("POST", "/restore") == []
+
+    product.clock.now += timedelta(days=31)
+    assert cli(["prune", "--dry-run"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dryRun"] is True and [p["backupName"] for p in report["pruned"]] == [name]
+    assert name in blob_names(product)
