@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.rest import HttpRequest
@@ -80,8 +81,11 @@ def arm_error_message(response_text: str, status: int) -> str:
 
 
 class Apim:
-    def __init__(self, client_for: Callable[[str], ApiManagementClient]) -> None:
+    def __init__(self, client_for: Callable[[str], ApiManagementClient], endpoint: str) -> None:
         self._client_for = client_for
+        # Operation URLs are only ever followed on Resource Manager's own host: the bearer
+        # token must not go wherever a (writable) table row happens to point.
+        self._host = urlsplit(endpoint).netloc.lower()
 
     def _client(self, service: ServiceId) -> ApiManagementClient:
         return self._client_for(service.subscription_id)
@@ -137,6 +141,9 @@ class Apim:
                 parameters,
                 polling=False,
                 cls=_location_of,
+                # No automatic retry: a start that failed on the way back may have begun,
+                # and a retry would then meet APIM's 409 and lose track of it.
+                retry_total=0,
             ).result()
         except HttpResponseError as exc:
             if exc.status_code == 409:
@@ -151,13 +158,23 @@ class Apim:
             raise ApimRequestFailed(
                 f"Resource Manager is unreachable: {type(exc).__name__}"
             ) from None
+        if not self._is_arm_url(location):
+            raise ApimRequestFailed("API Management answered an operation URL on another host")
         return location
+
+    def _is_arm_url(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.scheme == "https" and parts.netloc.lower() == self._host
 
     def poll(self, service: ServiceId, operation_url: str) -> PollResult:
         """Ask Resource Manager once how the operation behind ``operation_url`` is doing."""
+        if not self._is_arm_url(operation_url):
+            error = "The recorded operation URL is not on ARM_ENDPOINT's host"
+            return PollResult(PollState.FAILED, error=error)
         client = self._client(service)
         try:
-            response = client._send_request(HttpRequest("GET", operation_url))
+            # One request: the next poll is the retry (a status call must answer quickly).
+            response = client._send_request(HttpRequest("GET", operation_url), retry_total=0)
         except AzureError as exc:
             log.warning("Polling %s failed: %s", service.name, type(exc).__name__)
             return PollResult(PollState.UNKNOWN, error=type(exc).__name__)

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient
+import logging
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+log = logging.getLogger(__name__)
 
 
 class BackupBlobs:
     def __init__(self, service: BlobServiceClient, container: str) -> None:
         self._service = service
-        self._container = service.get_container_client(container)
+        self.container: ContainerClient = service.get_container_client(container)
 
-    def cors_rule_count(self) -> int:
-        """CORS rules on the Blob service: with any, APIM's backup fails obscurely."""
-        return len(self._service.get_service_properties().get("cors") or [])
+    def cors_rule_count(self) -> int | None:
+        """CORS rules on the Blob service (with any, APIM's backup fails obscurely); None
+        when the identity may not read the service's properties (a control-plane read:
+        Reader on the account, which infra/ grants)."""
+        try:
+            return len(self._service.get_service_properties().get("cors") or [])
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            log.warning("Cannot read the Blob service's CORS rules (403): check skipped")
+            return None
 
     def size_of(self, blob_name: str) -> int | None:
         """The blob's size in bytes, or None when it does not exist."""
         try:
-            return int(self._container.get_blob_client(blob_name).get_blob_properties().size)
+            return int(self.container.get_blob_client(blob_name).get_blob_properties().size)
         except ResourceNotFoundError:
             return None

@@ -45,7 +45,8 @@ def require_no_workspace_gateways(info: ServiceInfo, service: str) -> None:
         )
 
 
-def require_no_cors(cors_rules: int, account: str) -> None:
+def require_no_cors(cors_rules: int | None, account: str) -> None:
+    """``None``: the rules could not be read; APIM is then left to fail on its own."""
     if cors_rules:
         raise errors.CorsEnabled(
             f"The Blob service of storage account {account} has {cors_rules} CORS rule(s): "
@@ -60,7 +61,9 @@ def require_idle(info: ServiceInfo, service: str) -> None:
         )
 
 
-def check_backup_start(info: ServiceInfo, cors_rules: int, service: str, account: str) -> None:
+def check_backup_start(
+    info: ServiceInfo, cors_rules: int | None, service: str, account: str
+) -> None:
     """The pre-checks of a backup, in the order their refusals are reported."""
     require_backup_tier(info.sku, service)
     require_no_workspace_gateways(info, service)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from azure.core.credentials import TokenCredential
 from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobServiceClient
 
 from shared.credentials import EmulatorCredential
 from shared.settings import ArmCredentialKind, ConfigError, Settings
@@ -107,10 +107,6 @@ class Clients:
             return TableServiceClient.from_connection_string(storage.connection_string)
         assert storage.table_service_uri is not None
         return TableServiceClient(storage.table_service_uri, credential=self._storage_credential)
-
-    @cached_property
-    def container(self) -> ContainerClient:
-        return self.blob_service.get_container_client(self._settings.container)
 
     def table(self, name: str) -> TableClient:
         return self.table_service.get_table_client(name)

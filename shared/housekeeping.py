@@ -9,7 +9,7 @@ from typing import Any
 
 from shared import pruning
 from shared.model import OperationKind, OperationRecord, Status
-from shared.operations import LOCK_GRACE, finish_running
+from shared.operations import LOCK_GRACE, finish_running, settle_ledger_row
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Report:
     settled: list[OperationRecord] = field(default_factory=list)
-    abandoned: list[str] = field(default_factory=list)
+    stranded: list[str] = field(default_factory=list)
     prune: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -28,46 +28,42 @@ class Report:
         pruned = len(self.prune.get("pruned", []))
         return (
             f"{len(self.settled)} operation(s) ended{': ' + ended if ended else ''}; "
-            f"{len(self.abandoned)} abandoned ledger row(s) failed; {pruned} backup(s) pruned"
+            f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned"
         )
 
 
 def run(runtime: Runtime) -> Report:
     report = Report(settled=finish_running(runtime))
-    report.abandoned = fail_abandoned_rows(runtime)
+    report.stranded = settle_stranded_rows(runtime)
     report.prune = prune_now(runtime, dry_run=False)
     return report
 
 
-def fail_abandoned_rows(runtime: Runtime) -> list[str]:
-    """Running ledger rows whose operation never got recorded (a crash between the two
-    writes) would otherwise say Running forever."""
+def settle_stranded_rows(runtime: Runtime) -> list[str]:
+    """Running ledger rows that nothing will settle any more: their operation ended
+    (a crash between its row and this one) or was never recorded (a crash before)."""
     now = runtime.clock()
     limit = timedelta(minutes=runtime.settings.operation_timeout_minutes) + LOCK_GRACE
-    failed: list[str] = []
+    repaired: list[str] = []
     for record in runtime.ledger.records(status=Status.RUNNING):
-        if now - record.created_at <= limit:
-            continue
         operation = runtime.operations.get(record.operation_id) if record.operation_id else None
         if operation is not None and operation.is_running:
             continue  # finish_running owns it
-        error = (
-            operation.error
-            if operation is not None and operation.error
-            else (
-                "Abandoned: the backup's operation was never recorded, or ended without "
-                "settling this row"
-            )
-        )
+        if operation is None and now - record.created_at <= limit:
+            continue  # its starter may still be writing
         try:
-            runtime.ledger.save(
-                record.with_changes(status=Status.FAILED, error=error, completed_at=now)
-            )
+            if operation is not None:
+                settle_ledger_row(runtime, operation)
+            else:
+                error = "Abandoned: the backup's operation was never recorded"
+                runtime.ledger.save(
+                    record.with_changes(status=Status.FAILED, error=error, completed_at=now)
+                )
         except Exception:
-            log.exception("Could not mark %s failed", record.backup_name)
+            log.exception("Could not settle ledger row %s", record.backup_name)
             continue
-        failed.append(record.backup_name)
-    return failed
+        repaired.append(record.backup_name)
+    return repaired
 
 
 def prune_now(runtime: Runtime, *, dry_run: bool) -> dict[str, Any]:
@@ -78,7 +74,7 @@ def prune_now(runtime: Runtime, *, dry_run: bool) -> dict[str, Any]:
     # A backup being restored right now is never pruned from under APIM, whatever its age.
     running = runtime.operations.running()
     in_use = {op.backup_name for op in running if op.kind is OperationKind.RESTORE}
-    container = runtime.clients.container
+    container = runtime.blobs.container
     plan = pruning.reconcile(
         [r for r in records if r.backup_name not in in_use],
         pruning.list_blob_names(container),

@@ -5,8 +5,9 @@ The order of writes is what keeps the ledger honest when a process dies mid-way:
 2. write our rows as Running, *before* APIM is called, so a crash leaves a trace that
    housekeeping later settles (a timeout) rather than an untracked backup;
 3. call APIM without waiting, then record the URL to poll;
-4. when a poll says the operation ended: ledger row first, operation row second, lock
-   last. A crash in between is repaired by the next poll, which finds the same answer.
+4. when a poll says the operation ended: the operation row first (ETag-guarded, so one
+   verdict wins), the ledger row second, the lock last. A crash after the first write
+   is repaired by housekeeping, which settles Running ledger rows from their operation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from shared import errors
 from shared.apim import PollResult, PollState, StorageTarget
 from shared.checks import Outcome, judge_poll
 from shared.ledger import Conflict
-from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.model import OperationKind, OperationRecord, Status, Trigger
 from shared.naming import ServiceId
 from shared.runtime import Runtime
 from shared.settings import AccessType
@@ -139,26 +140,37 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     now = runtime.clock()
     if operation.operation_url:
         poll = runtime.apim.poll(service, operation.operation_url)
+    elif now - operation.created_at > LOCK_GRACE:
+        # The start was never recorded (a crash, or APIM refused before answering a
+        # URL): there is nothing to poll, and the service must not stay locked for hours.
+        poll = PollResult(PollState.FAILED, error="No operation URL was recorded for this start")
     else:
-        poll = PollResult(PollState.UNKNOWN, error="no operation URL was recorded")
+        poll = PollResult(PollState.UNKNOWN, error="the start is still being recorded")
     timeout = timedelta(minutes=runtime.settings.operation_timeout_minutes)
     verdict = judge_poll(poll, operation.created_at, now, timeout)
     if verdict.outcome is Outcome.RUNNING:
         return Progress(operation, retry_after(operation, poll))
-    if verdict.outcome is Outcome.SUCCEEDED:
-        error = _finish_success(runtime, operation)
-    else:
-        error = verdict.error
-        _finish_failure(runtime, operation, error or "failed")
+    size: int | None = None
+    error = verdict.error
+    if verdict.outcome is Outcome.SUCCEEDED and operation.kind is OperationKind.BACKUP:
+        size = runtime.blobs.size_of(operation.backup_name)
+        if size is None:
+            error = (
+                f"API Management reported success, but blob {operation.backup_name} is not in "
+                f"container {runtime.settings.container}"
+            )
     settled = operation.with_changes(
         status=Status.FAILED if error else Status.SUCCEEDED, completed_at=now, error=error
     )
     try:
+        # The operation row first, guarded by its ETag: of two hosts settling at once
+        # (a timeout here, a success there) exactly one verdict wins, and the ledger
+        # follows that verdict, never the other.
         settled = runtime.operations.save(settled)
     except Conflict:
-        # Someone else settled it first (another host, a concurrent status call): theirs stands.
         latest = runtime.operations.get(operation.operation_id)
         return Progress(latest or settled, 0)
+    settle_ledger_row(runtime, settled, size)
     release_lock(runtime, settled)
     log.info(
         "%s %s of %s ended %s%s",
@@ -171,55 +183,26 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     return Progress(settled, 0)
 
 
-def _finish_success(runtime: Runtime, operation: OperationRecord) -> str | None:
-    """Record a success; the error text when the success turns out not to be one."""
-    if operation.kind is not OperationKind.BACKUP:
-        return None
-    record = _running_row(runtime, operation)
-    size = runtime.blobs.size_of(operation.backup_name)
-    if size is None:
-        error = (
-            f"API Management reported success, but blob {operation.backup_name} is not in "
-            f"container {runtime.settings.container}"
-        )
-        if record is not None:
-            _save_ledger(
-                runtime,
-                record.with_changes(
-                    status=Status.FAILED, error=error, completed_at=runtime.clock()
-                ),
-            )
-        return error
-    if record is not None:
-        _save_ledger(
-            runtime,
-            record.with_changes(
-                status=Status.SUCCEEDED, completed_at=runtime.clock(), size_bytes=size
-            ),
-        )
-    return None
-
-
-def _finish_failure(runtime: Runtime, operation: OperationRecord, error: str) -> None:
-    if operation.kind is not OperationKind.BACKUP:
+def settle_ledger_row(
+    runtime: Runtime, operation: OperationRecord, size: int | None = None
+) -> None:
+    """Bring an ended backup's ledger row, if it still says Running, in line with its
+    operation. Also the repair for a crash between the operation row and this one."""
+    if operation.kind is not OperationKind.BACKUP or operation.is_running:
         return
-    record = _running_row(runtime, operation)
-    if record is not None:
-        _save_ledger(
-            runtime,
-            record.with_changes(status=Status.FAILED, error=error, completed_at=runtime.clock()),
-        )
-
-
-def _running_row(runtime: Runtime, operation: OperationRecord) -> BackupRecord | None:
-    """The backup's ledger row while it still says Running; None once settled (or missing)."""
     record = runtime.ledger.get(operation.service, operation.backup_name)
-    return record if record is not None and record.status is Status.RUNNING else None
-
-
-def _save_ledger(runtime: Runtime, record: BackupRecord) -> None:
+    if record is None or record.status is not Status.RUNNING:
+        return
+    completed = operation.completed_at or runtime.clock()
+    if operation.status is Status.SUCCEEDED:
+        size = size if size is not None else runtime.blobs.size_of(operation.backup_name)
+    if operation.status is Status.SUCCEEDED and size is not None:
+        changes: dict[str, object] = {"status": Status.SUCCEEDED, "size_bytes": size}
+    else:
+        error = operation.error or f"The blob {operation.backup_name} is missing"
+        changes = {"status": Status.FAILED, "error": error}
     try:
-        runtime.ledger.save(record)
+        runtime.ledger.save(record.with_changes(completed_at=completed, **changes))
     except Conflict:
         log.warning(
             "Ledger row %s changed while it was being settled; left as is", record.backup_name

@@ -39,7 +39,7 @@ class Runtime:
 
     @cached_property
     def apim(self) -> Apim:
-        return Apim(self.clients.apim)
+        return Apim(self.clients.apim, self.settings.arm_endpoint)
 
     @cached_property
     def blobs(self) -> BackupBlobs:

@@ -12,7 +12,7 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.backups import start_backup
-from shared.housekeeping import fail_abandoned_rows
+from shared.housekeeping import settle_stranded_rows
 from shared.model import Status, Trigger
 from shared.operations import finish_running
 from tests.integration.conftest import Product, body_of, get_operation, http
@@ -283,7 +283,7 @@ def test_abandoned_running_row_is_failed_by_housekeeping(product: Product):
         sku="Developer",
     )
     product.runtime.ledger.add(record)
-    assert fail_abandoned_rows(product.runtime) == [record.backup_name]
+    assert settle_stranded_rows(product.runtime) == [record.backup_name]
     row = product.runtime.ledger.get("contoso-apim", record.backup_name)
     assert row is not None and row.status is Status.FAILED and "Abandoned" in (row.error or "")
 
@@ -360,3 +360,36 @@ def test_success_without_the_blob_is_failed(product: Product):
     row = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
     assert row is not None and row.status is Status.FAILED and row.size_bytes is None
     assert "is not in container" in (row.error or "")
+
+
+def test_a_crash_between_operation_and_ledger_is_repaired(product: Product):
+    """The operation row says Succeeded, the ledger row still Running (the process died
+    between the two writes): housekeeping settles the ledger row from the operation."""
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    product.stack.control.operations()  # the emulator finishes and writes the blob
+    product.runtime.operations.save(
+        started.operation.with_changes(status=Status.SUCCEEDED, completed_at=product.clock.now)
+    )
+    stranded = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
+    assert stranded is not None and stranded.status is Status.RUNNING
+    assert settle_stranded_rows(product.runtime) == [started.backup.backup_name]
+    row = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
+    assert row is not None and row.status is Status.SUCCEEDED and (row.size_bytes or 0) > 0
+
+
+def test_a_start_never_recorded_frees_the_service(product: Product):
+    """A crash after the operation row but before its URL was saved: after the grace
+    period the operation fails and the lock is free, instead of holding it for hours."""
+    from shared.operations import LOCK_GRACE
+
+    product.stack.control.set_duration(600)
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    recorded = product.runtime.operations.get(started.operation.operation_id)
+    assert recorded is not None
+    product.runtime.operations.save(recorded.with_changes(operation_url=""))
+    assert finish_running(product.runtime) == []  # within the grace period: left alone
+    product.clock.now += LOCK_GRACE + timedelta(seconds=1)
+    settled = finish_running(product.runtime)
+    assert [op.status for op in settled] == [Status.FAILED]
+    assert "No operation URL" in (settled[0].error or "")
+    assert product.runtime.operations.lock_holder("contoso-apim") is None
