@@ -178,6 +178,7 @@ var roles = {
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
   storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1' // Storage Blob Data Reader
   storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6' // Storage Table Data Reader
+  reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7' // Reader
 }
 
 // ---------------------------------------------------------------------------------
@@ -262,6 +263,8 @@ module backupStorage 'app/backup-storage.bicep' = {
 }
 
 // The function writes the ledger and reads, lists and deletes (prunes) backup blobs.
+// Reader: the CORS pre-check reads the Blob service's properties, a control-plane read
+// (blobServices/read) that no data role grants; Reader carries no data access and no keys.
 module backupStorageFunctionRoles 'app/storage-roles.bicep' = {
   name: 'backup-storage-func-roles-${resourceToken}'
   scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
@@ -273,6 +276,7 @@ module backupStorageFunctionRoles 'app/storage-roles.bicep' = {
     roleDefinitionIds: [
       roles.storageBlobDataContributor
       roles.storageTableDataContributor
+      roles.reader
     ]
   }
 }

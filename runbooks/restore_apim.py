@@ -36,6 +36,9 @@ from typing import Any
 
 USER_AGENT = "apim-backup-runbook/1"
 REQUEST_TIMEOUT = 60
+# Answers worth asking again while following a restore: the function app restarting,
+# scaling or throttling says nothing about the restore itself.
+TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class RestoreFailed(RuntimeError):
@@ -71,6 +74,8 @@ def call(
             status, headers, raw = response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         status, headers, raw = error.code, dict(error.headers), error.read()
+    except (urllib.error.URLError, OSError) as error:  # unreachable, reset, timed out
+        return 0, {}, {"error": {"code": "Unreachable", "message": str(error)}}
     try:
         payload = json.loads(raw) if raw else {}
     except ValueError:
@@ -125,6 +130,8 @@ def restore(
             raise RestoreFailed("Dry run: the restore would be refused (see the checks above)")
         print("Dry run: every check passed")
         return dict(payload)
+    if status == 0:
+        raise RestoreFailed(f"The function app could not be reached: {describe_error(0, payload)}")
     if status != 202:
         raise RestoreFailed(f"Restore refused: {describe_error(status, payload)}")
     location = next((v for k, v in headers.items() if k.lower() == "location"), None)
@@ -141,6 +148,9 @@ def restore(
             )
         time.sleep(wait)
         status, headers, payload = call("GET", status_url, status_key)
+        if status == 0 or status in TRANSIENT:
+            print(f"  status not available ({describe_error(status, payload)}); asking again")
+            continue
         if status == 202:
             print(f"  still running ({payload.get('status', 'Running')})")
             continue

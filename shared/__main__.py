@@ -147,7 +147,10 @@ def _run(args: argparse.Namespace, runtime: Runtime) -> int:
             return _exit_code(wait_for(runtime, started.operation, args.poll_seconds))
         return 0
     if args.command == "restore":
-        request = restores.RestoreRequest(args.backup_name, args.target, args.dry_run)
+        body = {"backupName": args.backup_name, "dryRun": args.dry_run}
+        if args.target:
+            body["targetService"] = args.target
+        request = restores.RestoreRequest.from_body(body)
         if args.dry_run:
             report = restores.dry_run(runtime, request)
             _print_json(report)

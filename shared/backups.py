@@ -119,6 +119,9 @@ def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> 
             log.warning(
                 "Scheduled backup of %s skipped: %s (%s)", service.name, exc.message, exc.code
             )
+        except Exception:
+            # One service's storage or network failure must not cost the others their backup.
+            log.exception("Scheduled backup of %s failed", service.name)
     return started
 
 

@@ -83,20 +83,35 @@ class Check(StrEnum):
     TARGET_IDLE = "targetIdle"
 
 
-def check_backup_usable(record: BackupRecord | None, name: str, now: datetime) -> BackupRecord:
-    """The restore checks on the backup itself, in contract order."""
+def require_backup_found(record: BackupRecord | None, name: str) -> BackupRecord:
     if record is None:
         raise errors.BackupNotFound(f"No backup named {name} in the ledger")
+    return record
+
+
+def require_succeeded(record: BackupRecord) -> None:
     if record.status is not Status.SUCCEEDED:
         raise errors.BackupNotSucceeded(
-            f"Backup {name} is {record.status.value}: only a Succeeded backup can be restored"
+            f"Backup {record.backup_name} is {record.status.value}: only a Succeeded backup "
+            "can be restored"
         )
+
+
+def require_not_expired(record: BackupRecord, now: datetime) -> None:
     if record.is_expired(now):
         raise errors.BackupExpired(
-            f"Backup {name} expired at {record.expires_at:%Y-%m-%d %H:%M:%S} UTC: API Management "
-            "cannot restore a backup older than 30 days (Cannot restore: backup expired)"
+            f"Backup {record.backup_name} expired at {record.expires_at:%Y-%m-%d %H:%M:%S} UTC: "
+            "API Management cannot restore a backup older than 30 days "
+            "(Cannot restore: backup expired)"
         )
-    return record
+
+
+def check_backup_usable(record: BackupRecord | None, name: str, now: datetime) -> BackupRecord:
+    """The restore checks on the backup itself, in contract order."""
+    found = require_backup_found(record, name)
+    require_succeeded(found)
+    require_not_expired(found, now)
+    return found
 
 
 def check_target_allowed(settings: Settings, ref: str) -> ServiceId:

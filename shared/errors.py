@@ -73,9 +73,5 @@ class ApimRequestFailed(ProductError):
     status, code = 502, "ApimRequestFailed"
 
 
-class StorageUnavailable(ProductError):
-    status, code = 503, "StorageUnavailable"
-
-
 class BackupBlobMissing(ProductError):
     status, code = 409, "BackupBlobMissing"

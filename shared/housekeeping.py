@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -84,6 +84,18 @@ def prune_now(runtime: Runtime, *, dry_run: bool) -> dict[str, Any]:
         container_name=settings.container,
         known_names=unreadable | in_use,
     )
+    # A restore may have started since the first look: look again, just before deleting.
+    late = {
+        op.backup_name for op in runtime.operations.running() if op.kind is OperationKind.RESTORE
+    }
+    if late - in_use:
+        kept = tuple(d for d in plan.prune if d.record.backup_name in late)
+        plan = replace(
+            plan,
+            prune=tuple(d for d in plan.prune if d.record.backup_name not in late),
+            keep=plan.keep
+            + tuple(replace(d, reason="kept: a restore is reading it") for d in kept),
+        )
     result = pruning.prune(runtime.ledger.table, container, plan, now, dry_run=dry_run)
     for error in result.errors:
         log.warning("Pruning could not complete %s: %s", error.name, error.error)

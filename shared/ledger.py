@@ -50,13 +50,6 @@ class BackupLedger:
         except ResourceNotFoundError:
             return None
 
-    def find(self, backup_name: str) -> BackupRecord | None:
-        """A row by backup name alone (the name carries its service)."""
-        rows = self.table.query_entities("RowKey eq @name", parameters={"name": backup_name})
-        for entity in rows:
-            return BackupRecord.from_entity(entity)
-        return None
-
     def save(self, record: BackupRecord) -> BackupRecord:
         """Replace the row if nobody changed it since we read it; Conflict otherwise."""
         try:
@@ -71,7 +64,7 @@ class BackupLedger:
         return record.with_changes(etag=meta.get("etag"))
 
     def delete(self, record: BackupRecord) -> None:
-        with contextlib.suppress(ResourceNotFoundError):
+        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
             self.table.delete_entity(
                 record.service,
                 record.backup_name,

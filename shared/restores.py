@@ -6,23 +6,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import errors
 from shared.apim import ServiceInfo
 from shared.checks import (
     Check,
-    check_backup_usable,
     check_sku_match,
     check_target_allowed,
+    require_backup_found,
     require_backup_tier,
     require_idle,
     require_no_cors,
     require_no_workspace_gateways,
+    require_not_expired,
+    require_succeeded,
 )
-from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.model import BackupRecord, OperationKind, OperationRecord, Trigger
 from shared.naming import ServiceId, parse_backup_name
 from shared.operations import (
     launch,
@@ -72,52 +74,62 @@ class _Plan:
     record: BackupRecord | None = None
     target: ServiceId | None = None
     info: ServiceInfo | None = None
-    lock_free: bool | None = field(default=None)
+
+    def backup(self) -> BackupRecord:
+        return _known(self.record)
+
+    def target_service(self) -> ServiceId:
+        return _known(self.target)
+
+    def target_info(self) -> ServiceInfo:
+        return _known(self.info)
 
 
-Step = Callable[[Runtime, _Plan], None]
+class _Unknown(Exception):
+    """A check needs what an earlier, failed check would have found (dry runs only)."""
+
+
+_T = TypeVar("_T")
+
+
+def _known(value: _T | None) -> _T:
+    if value is None:
+        raise _Unknown
+    return value
 
 
 def _backup_exists(runtime: Runtime, plan: _Plan) -> None:
     parsed = parse_backup_name(plan.request.backup_name)
     plan.record = runtime.ledger.get(parsed.service, plan.request.backup_name)
-    if plan.record is None:
-        raise errors.BackupNotFound(f"No backup named {plan.request.backup_name} in the ledger")
+    require_backup_found(plan.record, plan.request.backup_name)
 
 
-def _backup_usable(check: Check) -> Step:
-    def step(runtime: Runtime, plan: _Plan) -> None:
-        assert plan.record is not None
-        record = plan.record
-        if check is Check.BACKUP_SUCCEEDED and record.status is Status.SUCCEEDED:
-            return
-        if check is Check.BACKUP_NOT_EXPIRED and record.status is not Status.SUCCEEDED:
-            return  # reported by the previous check
-        check_backup_usable(record, record.backup_name, plan.now)
+def _backup_succeeded(runtime: Runtime, plan: _Plan) -> None:
+    require_succeeded(plan.backup())
 
-    return step
+
+def _backup_not_expired(runtime: Runtime, plan: _Plan) -> None:
+    require_not_expired(plan.backup(), plan.now)
 
 
 def _target_allowed(runtime: Runtime, plan: _Plan) -> None:
-    assert plan.record is not None
-    ref = plan.request.target_service or plan.record.service_id or plan.record.service
+    record = plan.backup()
+    ref = plan.request.target_service or record.service_id or record.service
     plan.target = check_target_allowed(runtime.settings, ref)
 
 
 def _target_tier(runtime: Runtime, plan: _Plan) -> None:
-    assert plan.target is not None
-    plan.info = runtime.apim.describe(plan.target)
-    require_backup_tier(plan.info.sku, plan.target.name)
+    target = plan.target_service()
+    plan.info = runtime.apim.describe(target)
+    require_backup_tier(plan.info.sku, target.name)
 
 
 def _sku_match(runtime: Runtime, plan: _Plan) -> None:
-    assert plan.record is not None and plan.info is not None and plan.target is not None
-    check_sku_match(plan.record.sku, plan.info.sku, plan.target.name)
+    check_sku_match(plan.backup().sku, plan.target_info().sku, plan.target_service().name)
 
 
 def _no_gateways(runtime: Runtime, plan: _Plan) -> None:
-    assert plan.info is not None and plan.target is not None
-    require_no_workspace_gateways(plan.info, plan.target.name)
+    require_no_workspace_gateways(plan.target_info(), plan.target_service().name)
 
 
 def _no_cors(runtime: Runtime, plan: _Plan) -> None:
@@ -125,42 +137,45 @@ def _no_cors(runtime: Runtime, plan: _Plan) -> None:
 
 
 def _blob_exists(runtime: Runtime, plan: _Plan) -> None:
-    if runtime.blobs.size_of(plan.request.backup_name) is None:
+    record = plan.backup()
+    if runtime.blobs.size_of(record.blob_name) is None:
         raise errors.BackupBlobMissing(
-            f"The blob of backup {plan.request.backup_name} is missing from container "
+            f"The blob of backup {record.backup_name} is missing from container "
             f"{runtime.settings.container}; housekeeping will mark the backup Failed"
         )
 
 
 def _target_idle(runtime: Runtime, plan: _Plan) -> None:
-    assert plan.target is not None and plan.info is not None
-    holder = runtime.operations.lock_holder(plan.target.key)
+    target = plan.target_service()
+    holder = runtime.operations.lock_holder(target.key)
     running = runtime.operations.get(holder) if holder else None
     if running is not None and running.is_running:
         raise errors.OperationInProgress(
-            f"A backup or restore is already running on {plan.target.name} (operation {holder})"
+            f"A backup or restore is already running on {target.name} (operation {holder})"
         )
-    require_idle(plan.info, plan.target.name)
+    require_idle(plan.target_info(), target.name)
 
 
-# The contract's order: the first failure answers. Each step names what it needs.
-STEPS: tuple[tuple[Check, Step, tuple[str, ...]], ...] = (
-    (Check.BACKUP_EXISTS, _backup_exists, ()),
-    (Check.BACKUP_SUCCEEDED, _backup_usable(Check.BACKUP_SUCCEEDED), ("record",)),
-    (Check.BACKUP_NOT_EXPIRED, _backup_usable(Check.BACKUP_NOT_EXPIRED), ("record",)),
-    (Check.TARGET_ALLOWED, _target_allowed, ("record",)),
-    (Check.TARGET_TIER, _target_tier, ("target",)),
-    (Check.SKU_MATCH, _sku_match, ("record", "info")),
-    (Check.NO_WORKSPACE_GATEWAYS, _no_gateways, ("info",)),
-    (Check.NO_CORS, _no_cors, ()),
-    (Check.BLOB_EXISTS, _blob_exists, ()),
-    (Check.TARGET_IDLE, _target_idle, ("target", "info")),
+Step = Callable[[Runtime, _Plan], None]
+
+# The contract's order: the first failure answers.
+STEPS: tuple[tuple[Check, Step], ...] = (
+    (Check.BACKUP_EXISTS, _backup_exists),
+    (Check.BACKUP_SUCCEEDED, _backup_succeeded),
+    (Check.BACKUP_NOT_EXPIRED, _backup_not_expired),
+    (Check.TARGET_ALLOWED, _target_allowed),
+    (Check.TARGET_TIER, _target_tier),
+    (Check.SKU_MATCH, _sku_match),
+    (Check.NO_WORKSPACE_GATEWAYS, _no_gateways),
+    (Check.NO_CORS, _no_cors),
+    (Check.BLOB_EXISTS, _blob_exists),
+    (Check.TARGET_IDLE, _target_idle),
 )
 
 
 def _check_all(runtime: Runtime, request: RestoreRequest) -> _Plan:
     plan = _Plan(request, runtime.clock())
-    for _check, step, _needs in STEPS:
+    for _check, step in STEPS:
         step(runtime, plan)
     return plan
 
@@ -169,28 +184,22 @@ def dry_run(runtime: Runtime, request: RestoreRequest) -> dict[str, Any]:
     """Every check's result; starts and changes nothing."""
     plan = _Plan(request, runtime.clock())
     results: list[dict[str, Any]] = []
-    for check, step, needs in STEPS:
-        if any(getattr(plan, need) is None for need in needs):
-            results.append(
-                {"check": check.value, "result": "Skipped", "reason": "an earlier check failed"}
-            )
-            continue
+    for check, step in STEPS:
+        result: dict[str, Any] = {"check": check.value, "result": "Passed"}
         try:
             step(runtime, plan)
+        except _Unknown:
+            result.update(result="Skipped", reason="depends on a check that failed")
         except errors.ProductError as exc:
             if exc.status >= 500:
                 raise
-            results.append(
-                {"check": check.value, "result": "Failed", "code": exc.code, "message": exc.message}
-            )
-        else:
-            results.append({"check": check.value, "result": "Passed"})
-    passed = all(r["result"] == "Passed" for r in results)
+            result.update(result="Failed", code=exc.code, message=exc.message)
+        results.append(result)
     return {
         "dryRun": True,
         "backupName": request.backup_name,
         "targetService": plan.target.name if plan.target else request.target_service,
-        "wouldStart": passed,
+        "wouldStart": all(r["result"] == "Passed" for r in results),
         "checks": results,
     }
 
@@ -263,5 +272,9 @@ def standby_sync(runtime: Runtime) -> list[OperationRecord]:
                 standby.name,
                 exc.message,
                 exc.code,
+            )
+        except Exception:
+            log.exception(
+                "standby_sync: restore of %s into %s failed", newest.backup_name, standby.name
             )
     return started

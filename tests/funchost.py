@@ -55,6 +55,8 @@ class FunctionHost:
         self.function_keys = function_keys
         self.host_key = host_key
         self.calls: list[tuple[str, str, int]] = []
+        # Answer this many status requests 503, as a host restarting or scaling would.
+        self.unavailable = 0
         host = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -115,6 +117,9 @@ class FunctionHost:
             key = request.headers.get("x-functions-key") or params.pop("code", None)
             if key not in (self.function_keys.get(route.name), self.host_key):
                 return 401, {}, b""
+            if route.name == "get_operation" and self.unavailable > 0:
+                self.unavailable -= 1
+                return 503, {"Retry-After": "1"}, b""
             req = func.HttpRequest(
                 method,
                 f"{self.url}{path}",

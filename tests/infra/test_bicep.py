@@ -42,6 +42,7 @@ BUILT_IN_ROLES = {
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
 }
 # Roles the product cannot work without: the check below must find each in use.
 REQUIRED_ROLES = {
@@ -51,6 +52,7 @@ REQUIRED_ROLES = {
     "Storage Blob Data Owner",
     "Storage Queue Data Contributor",
     "Monitoring Metrics Publisher",
+    "Reader",
 }
 
 # App settings of the Functions host and Application Insights, not of the product.

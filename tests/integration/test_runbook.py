@@ -72,6 +72,15 @@ def test_successful_restore_exits_zero(product: Product, host: FunctionHost):
     assert all(status != 401 for _, _, status in host.calls)
 
 
+def test_transient_status_errors_are_asked_again(product: Product, host: FunctionHost):
+    name = backed_up(product)
+    host.unavailable = 2
+    result = run_runbook(host, name, "contoso-standby")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("asking again") == 2
+    assert sum(1 for _, _, status in host.calls if status == 503) == 2
+
+
 def test_refused_restore_fails_the_job_with_the_reason(product: Product, host: FunctionHost):
     name = backed_up(product)
     result = run_runbook(host, name, "fabrikam-standby")

@@ -128,3 +128,23 @@ def test_identity_based_storage_needs_both_uris():
         }
     )
     assert s.storage.uses_identity
+
+
+def test_setting_names_list_every_name_the_code_reads():
+    """SETTING_NAMES (which the Bicep check compares with the app settings) must be what
+    the code really reads, not a list kept by hand beside it."""
+    import re
+    from pathlib import Path
+
+    import shared
+
+    package = Path(shared.__file__).parent
+    read: set[str] = set()
+    for source in package.glob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        read |= set(re.findall(r"\(\s*env,\s*\"([A-Za-z_]+)\"", text))
+        read |= set(re.findall(r"environ(?:\.get)?\(\s*\"([A-Z][A-Za-z_]+)\"", text))
+    assert read, "the scan found nothing: the pattern is out of date"
+    from shared.settings import SETTING_NAMES
+
+    assert read == set(SETTING_NAMES)
