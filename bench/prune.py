@@ -37,6 +37,16 @@ if TYPE_CHECKING:
     from azure.core.rest import HttpResponse as RestHttpResponse
 
 SERVICES = ("contoso-apim", "fabrikam-apim", "tailspin-apim", "woodgrove-apim")
+
+
+def service_names(count: int) -> tuple[str, ...]:
+    return (
+        SERVICES[:count]
+        if count <= len(SERVICES)
+        else tuple(f"svc{i:03d}-apim" for i in range(count))
+    )
+
+
 RETENTION_DAYS = 30
 MIN_KEEP = 1
 
@@ -109,11 +119,13 @@ class Clients:
         self.container.close()
 
 
-def expired_backups(n: int, now: datetime, container: str) -> list[BackupRecord]:
-    """N expired, succeeded backups, round-robin over SERVICES, a minute apart."""
+def expired_backups(
+    n: int, now: datetime, container: str, services: Sequence[str]
+) -> list[BackupRecord]:
+    """N expired, succeeded backups, round-robin over the services, a minute apart."""
     records = []
     for i in range(n):
-        service = SERVICES[i % len(SERVICES)]
+        service = services[i % len(services)]
         created = (now - timedelta(days=31, minutes=i)).replace(microsecond=0)
         records.append(
             BackupRecord(
@@ -177,11 +189,11 @@ class Run:
     complete: bool  # every row Pruned and every blob gone afterwards
 
 
-def measure(azurite: Azurite, n: int, naive: bool, tag: str) -> Run:
+def measure(azurite: Azurite, n: int, naive: bool, tag: str, services: Sequence[str]) -> Run:
     now = datetime.now(UTC)
     table, container = f"bench{tag}", f"bench-{tag}"
     seeding = Clients.open(azurite, table, container)
-    seed(seeding.ledger, seeding.container, expired_backups(n, now, container))
+    seed(seeding.ledger, seeding.container, expired_backups(n, now, container, services))
     seeding.close()
 
     clients = Clients.open(azurite, table, container)
@@ -206,9 +218,9 @@ def measure(azurite: Azurite, n: int, naive: bool, tag: str) -> Run:
     return Run(requests, seconds, complete and len(records) == n)
 
 
-def bound(n: int) -> int:
+def bound(n: int, services: int) -> int:
     """Requests the batched pass should need: deletes, per-partition transactions, reads."""
-    per_service = [len(range(i, n, len(SERVICES))) for i in range(len(SERVICES))]
+    per_service = [len(range(i, n, services)) for i in range(services)]
     transactions = sum(math.ceil(k / TABLE_BATCH_SIZE) for k in per_service)
     pages = math.ceil(n / 1000) + math.ceil(n / 5000)  # table pages + blob listing pages
     return math.ceil(n / 256) + transactions + max(pages, 2)
@@ -219,7 +231,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="python -m bench.prune", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated backup counts")
-    sizes = [int(s) for s in parser.parse_args(argv).sizes.split(",") if s.strip()]
+    parser.add_argument(
+        "--services", type=int, default=4, help="services (ledger partitions) to spread them over"
+    )
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    services = service_names(args.services)
 
     header = (
         f"{'N':>6} | {'batched req':>11} {'bound':>6} {'time s':>7} | "
@@ -227,15 +244,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     with Azurite.start() as azurite:
         print(f"Azurite on 127.0.0.1 (blob {azurite.blob_port}, table {azurite.table_port})")
-        print(f"{len(SERVICES)} services, all backups expired; MIN_KEEP={MIN_KEEP}")
+        print(f"{len(services)} service(s), all backups expired; MIN_KEEP={MIN_KEEP}")
         print(header)
         print("-" * len(header))
         for i, n in enumerate(sizes):
-            batched = measure(azurite, n, naive=False, tag=f"b{i}")
-            naive = measure(azurite, n, naive=True, tag=f"n{i}")
+            batched = measure(azurite, n, naive=False, tag=f"b{i}", services=services)
+            naive = measure(azurite, n, naive=True, tag=f"n{i}", services=services)
             ok = "yes" if batched.complete and naive.complete else "NO"
+            limit = bound(n, len(services))
             print(
-                f"{n:>6} | {batched.requests:>11} {bound(n):>6} {batched.seconds:>7.2f} | "
+                f"{n:>6} | {batched.requests:>11} {limit:>6} {batched.seconds:>7.2f} | "
                 f"{naive.requests:>9} {naive.seconds:>7.2f} | "
                 f"{naive.requests / batched.requests:>8.1f}x "
                 f"{naive.seconds / batched.seconds:>9.1f}x | {ok}",
