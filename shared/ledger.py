@@ -30,6 +30,22 @@ def ensure_table(table: TableClient) -> None:
         table.create_table()
 
 
+def replace_unchanged(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
+    """Replace a row only if its ETag is still ``etag``; Conflict when it changed or went.
+    The new ETag."""
+    try:
+        meta = table.update_entity(
+            entity,
+            mode=UpdateMode.REPLACE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        raise Conflict(f"{entity['PartitionKey']}/{entity['RowKey']}") from None
+    etag_after: str | None = meta.get("etag")
+    return etag_after
+
+
 class BackupLedger:
     """The ledger: one row per backup, partitioned by service name."""
 
@@ -52,16 +68,9 @@ class BackupLedger:
 
     def save(self, record: BackupRecord) -> BackupRecord:
         """Replace the row if nobody changed it since we read it; Conflict otherwise."""
-        try:
-            meta = self.table.update_entity(
-                record.to_entity(),
-                mode=UpdateMode.REPLACE,
-                etag=record.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise Conflict(record.backup_name) from None
-        return record.with_changes(etag=meta.get("etag"))
+        return record.with_changes(
+            etag=replace_unchanged(self.table, record.to_entity(), record.etag)
+        )
 
     def delete(self, record: BackupRecord) -> None:
         with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
@@ -119,16 +128,9 @@ class OperationStore:
         return OperationRecord.from_entity(entity)
 
     def save(self, operation: OperationRecord) -> OperationRecord:
-        try:
-            meta = self.table.update_entity(
-                operation.to_entity(),
-                mode=UpdateMode.REPLACE,
-                etag=operation.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            raise Conflict(operation.operation_id) from None
-        return operation.with_changes(etag=meta.get("etag"))
+        """Replace the row if nobody changed it since we read it; Conflict otherwise."""
+        etag = replace_unchanged(self.table, operation.to_entity(), operation.etag)
+        return operation.with_changes(etag=etag)
 
     def delete(self, operation: OperationRecord) -> None:
         with contextlib.suppress(ResourceNotFoundError):

@@ -17,6 +17,7 @@ from devstack.azurite import DEV_ACCOUNT, Azurite
 from shared.model import BackupRecord, Status, Trigger
 from shared.naming import backup_name
 from shared.pruning import (
+    PrunePlan,
     PruneResult,
     list_blob_names,
     prune,
@@ -207,11 +208,10 @@ def test_a_succeeded_row_whose_blob_vanished_becomes_failed(store: Store):
     store.assert_consistent()
 
 
-def test_a_blob_already_gone_counts_as_deleted(store: Store):
-    expired = store.record(timedelta(days=35))
-    store.add(expired)
+def plan_now(store: Store) -> PrunePlan:
+    """The plan a pass would make now (14 days' retention, MIN_KEEP 1)."""
     records, _ = read_ledger(store.ledger)
-    plan = reconcile(
+    return reconcile(
         records,
         list_blob_names(store.container),
         now=NOW,
@@ -219,6 +219,12 @@ def test_a_blob_already_gone_counts_as_deleted(store: Store):
         min_keep=1,
         container_name=store.container_name,
     )
+
+
+def test_a_blob_already_gone_counts_as_deleted(store: Store):
+    expired = store.record(timedelta(days=35))
+    store.add(expired)
+    plan = plan_now(store)
     store.container.delete_blob(expired.blob_name)  # gone between the listing and the delete
 
     result = prune(store.ledger, store.container, plan, NOW)
@@ -328,15 +334,7 @@ def test_a_crash_between_blob_deletes_and_row_updates_is_repaired(store: Store):
 def test_a_row_changed_meanwhile_is_not_clobbered(store: Store):
     changed, other = store.record(timedelta(days=33)), store.record(timedelta(days=32))
     store.add(changed, other)
-    records, _ = read_ledger(store.ledger)
-    plan = reconcile(
-        records,
-        list_blob_names(store.container),
-        now=NOW,
-        retention_days=14,
-        min_keep=1,
-        container_name=store.container_name,
-    )
+    plan = plan_now(store)
     store.ledger.update_entity(
         {"PartitionKey": SERVICE, "RowKey": changed.backup_name, "SizeBytes": 42},
         mode=UpdateMode.MERGE,
