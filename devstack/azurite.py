@@ -64,29 +64,38 @@ class Azurite:
     table_port: int
     process: subprocess.Popen[bytes]
     workdir: tempfile.TemporaryDirectory[str]
+    # True when started with ``oauth_cert``: HTTPS on every port, bearer tokens accepted.
+    oauth: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.oauth else "http"
 
     @property
     def blob_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.blob_port}/{DEV_ACCOUNT}"
+        return f"{self.scheme}://127.0.0.1:{self.blob_port}/{DEV_ACCOUNT}"
 
     @property
     def table_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.table_port}/{DEV_ACCOUNT}"
+        return f"{self.scheme}://127.0.0.1:{self.table_port}/{DEV_ACCOUNT}"
 
     @property
     def queue_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.queue_port}/{DEV_ACCOUNT}"
+        return f"{self.scheme}://127.0.0.1:{self.queue_port}/{DEV_ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+            f"DefaultEndpointsProtocol={self.scheme};AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
             f"BlobEndpoint={self.blob_endpoint};QueueEndpoint={self.queue_endpoint};"
             f"TableEndpoint={self.table_endpoint};"
         )
 
     @classmethod
-    def start(cls, timeout: float = 20.0) -> Azurite:
+    def start(cls, timeout: float = 20.0, oauth_cert: tuple[Path, Path] | None = None) -> Azurite:
+        """Start on free ports. With ``oauth_cert`` (a PEM certificate and its key) every
+        service speaks HTTPS and checks bearer tokens' claims (``--oauth basic``): the
+        client must trust the certificate's CA (e.g. through REQUESTS_CA_BUNDLE)."""
         if not AZURITE_JS.exists():
             raise RuntimeError(f"Azurite is not installed ({AZURITE_JS} missing): run `npm ci`")
         workdir = tempfile.TemporaryDirectory(prefix="azurite-")
@@ -99,6 +108,9 @@ class Azurite:
             "--skipApiVersionCheck", "--disableTelemetry", "--loose",
             "--inMemoryPersistence",
         ]  # fmt: skip
+        if oauth_cert is not None:
+            cert, key = oauth_cert
+            args += ["--oauth", "basic", "--cert", str(cert), "--key", str(key)]
         log = open(Path(workdir.name) / "azurite.log", "wb")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
             args,
@@ -115,7 +127,7 @@ class Azurite:
             stop_process(process)
             workdir.cleanup()
             raise
-        return cls(ports[0], ports[1], ports[2], process, workdir)
+        return cls(ports[0], ports[1], ports[2], process, workdir, oauth=oauth_cert is not None)
 
     def stop(self) -> None:
         stop_process(self.process)

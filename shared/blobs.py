@@ -9,6 +9,8 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 log = logging.getLogger(__name__)
 
+_NOT_PERMITTED = frozenset({"AuthorizationPermissionMismatch", "AuthorizationFailure"})
+
 
 class BackupBlobs:
     def __init__(self, service: BlobServiceClient, container: str) -> None:
@@ -22,9 +24,12 @@ class BackupBlobs:
         try:
             return len(self._service.get_service_properties().get("cors") or [])
         except HttpResponseError as exc:
-            if exc.status_code != 403:
+            # Not authorised for this one read: skip it. Not authenticated at all: that
+            # is no reason to skip anything, and the caller must hear of it.
+            code = getattr(exc, "error_code", None)
+            if exc.status_code != 403 or code not in _NOT_PERMITTED:
                 raise
-            log.warning("Cannot read the Blob service's CORS rules (403): check skipped")
+            log.warning("May not read the Blob service's CORS rules (%s): check skipped", code)
             return None
 
     def size_of(self, blob_name: str) -> int | None:

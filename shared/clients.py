@@ -12,7 +12,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from shared.credentials import EmulatorCredential
-from shared.settings import ArmCredentialKind, ConfigError, Settings
+from shared.settings import ArmCredentialKind, Settings
 
 if TYPE_CHECKING:
     from azure.mgmt.apimanagement import ApiManagementClient
@@ -64,11 +64,6 @@ class Clients:
             from azure.identity import ManagedIdentityCredential
 
             return ManagedIdentityCredential(client_id=storage.client_id)
-        if self._settings.arm_credential is ArmCredentialKind.EMULATOR:
-            raise ConfigError(
-                "BACKUP_STORAGE",
-                "the emulator credential has no storage token: use a connection string",
-            )
         return self.arm_credential
 
     def apim(self, subscription_id: str) -> ApiManagementClient:

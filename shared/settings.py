@@ -209,17 +209,44 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def _storage(env: Mapping[str, str]) -> StorageConnection:
+def _connection_account(conn: str) -> str | None:
+    """The account a connection string names (never echoing the string: it holds a key)."""
+    parts = {
+        key.strip().lower(): value.strip()
+        for key, _, value in (p.partition("=") for p in conn.split(";"))
+        if key.strip()
+    }
+    if parts.get("usedevelopmentstorage", "").lower() == "true":
+        return "devstoreaccount1"
+    return parts.get("accountname")
+
+
+def _uri_account(uri: str) -> str:
+    """The account a service URL points at: the host's first label, or on loopback
+    (Azurite) the path's first segment."""
+    parts = urlsplit(uri)
+    if is_loopback(uri):
+        return parts.path.strip("/").split("/")[0]
+    return (parts.hostname or "").split(".")[0]
+
+
+def _storage(env: Mapping[str, str], account: str) -> StorageConnection:
     conn = _get(env, "BACKUP_STORAGE")
     blob_uri = _get(env, "BACKUP_STORAGE__blobServiceUri")
     table_uri = _get(env, "BACKUP_STORAGE__tableServiceUri")
     client_id = _get(env, "BACKUP_STORAGE__clientId")
+    # APIM writes into BACKUP_STORAGE_ACCOUNT and the function reads the same blobs back:
+    # pointing the two at different accounts would fail every backup as "blob missing".
+    mismatch = "is for account '{}', but BACKUP_STORAGE_ACCOUNT is '{}'"
     if conn is not None:
         if "=" not in conn:
             raise ConfigError(
                 "BACKUP_STORAGE",
                 "expected a storage connection string (e.g. UseDevelopmentStorage=true)",
             )
+        named = _connection_account(conn)
+        if named is not None and named != account:
+            raise ConfigError("BACKUP_STORAGE", mismatch.format(named, account))
         return StorageConnection(connection_string=conn)
     if blob_uri is None or table_uri is None:
         raise ConfigError(
@@ -231,10 +258,14 @@ def _storage(env: Mapping[str, str]) -> StorageConnection:
         ("BACKUP_STORAGE__blobServiceUri", blob_uri),
         ("BACKUP_STORAGE__tableServiceUri", table_uri),
     ):
-        if urlsplit(uri).scheme not in ("https", "http") or not urlsplit(uri).hostname:
+        if urlsplit(uri).scheme != "https" or not urlsplit(uri).hostname:
+            # Tokens are only ever sent over TLS (the SDK refuses otherwise, late).
             raise ConfigError(
-                name, "expected the service's URL, e.g. https://<account>.blob.core.windows.net"
+                name,
+                "expected the service's https URL, e.g. https://<account>.blob.core.windows.net",
             )
+        if _uri_account(uri) != account:
+            raise ConfigError(name, mismatch.format(_uri_account(uri), account))
     if client_id is not None and not _GUID.match(client_id):
         raise ConfigError("BACKUP_STORAGE__clientId", "expected a client id (a GUID)")
     return StorageConnection(
@@ -336,6 +367,17 @@ def _read(env: Mapping[str, str]) -> Settings:
             "ARM_CREDENTIAL", "'emulator' is only allowed when ARM_ENDPOINT is a loopback address"
         )
 
+    storage = _storage(env, account)
+    if (
+        arm_credential is ArmCredentialKind.EMULATOR
+        and storage.uses_identity
+        and not storage.client_id
+    ):
+        raise ConfigError(
+            "ARM_CREDENTIAL",
+            "'emulator' has no storage token: set BACKUP_STORAGE to a connection string, "
+            "or BACKUP_STORAGE__clientId",
+        )
     return Settings(
         apim_services=services,
         restore_targets=targets,
@@ -344,7 +386,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         access_type=access,
         identity_client_id=identity_client_id,
         storage_key=storage_key,
-        storage=_storage(env),
+        storage=storage,
         ledger_table=ledger_table,
         operations_table=operations_table,
         backup_schedule=_schedule(env, "BACKUP_SCHEDULE", "0 0 2 * * *"),

@@ -31,7 +31,7 @@ def settings(*names: str) -> Settings:
     return Settings.from_env(
         {
             "APIM_SERVICES": ",".join(rid(n) for n in names),
-            "BACKUP_STORAGE_ACCOUNT": "acct",
+            "BACKUP_STORAGE_ACCOUNT": "devstoreaccount1",
             "BACKUP_STORAGE": "UseDevelopmentStorage=true",
         }
     )

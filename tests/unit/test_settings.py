@@ -15,7 +15,7 @@ def rid(name: str, rg: str = "rg-apim") -> str:
 
 BASE = {
     "APIM_SERVICES": rid("contoso-apim"),
-    "BACKUP_STORAGE_ACCOUNT": "backupsacct",
+    "BACKUP_STORAGE_ACCOUNT": "devstoreaccount1",
     "BACKUP_STORAGE": "UseDevelopmentStorage=true",
 }
 
@@ -105,7 +105,7 @@ def test_standby_pairs_by_name_or_id():
 
 def test_secrets_never_appear_in_repr_or_errors():
     key = "c2VjcmV0LWtleS12YWx1ZS10aGF0LW11c3Qtbm90LWxlYWs="
-    conn = f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={key}"
+    conn = f"DefaultEndpointsProtocol=https;AccountName=devstoreaccount1;AccountKey={key}"
     s = settings(BACKUP_ACCESS_TYPE="AccessKey", BACKUP_STORAGE_KEY=key, BACKUP_STORAGE=conn)
     assert key not in repr(s)
     with pytest.raises(ConfigError) as caught:
@@ -118,13 +118,16 @@ def test_identity_based_storage_needs_both_uris():
     env = {k: v for k, v in BASE.items() if k != "BACKUP_STORAGE"}
     with pytest.raises(ConfigError, match="BACKUP_STORAGE"):
         Settings.from_env(
-            {**env, "BACKUP_STORAGE__blobServiceUri": "https://a.blob.core.windows.net"}
+            {
+                **env,
+                "BACKUP_STORAGE__blobServiceUri": "https://devstoreaccount1.blob.core.windows.net",
+            }
         )
     s = Settings.from_env(
         {
             **env,
-            "BACKUP_STORAGE__blobServiceUri": "https://a.blob.core.windows.net",
-            "BACKUP_STORAGE__tableServiceUri": "https://a.table.core.windows.net",
+            "BACKUP_STORAGE__blobServiceUri": "https://devstoreaccount1.blob.core.windows.net",
+            "BACKUP_STORAGE__tableServiceUri": "https://devstoreaccount1.table.core.windows.net",
         }
     )
     assert s.storage.uses_identity
@@ -148,3 +151,67 @@ def test_setting_names_list_every_name_the_code_reads():
     from shared.settings import SETTING_NAMES
 
     assert read == set(SETTING_NAMES)
+
+
+IDENTITY = {
+    "APIM_SERVICES": BASE["APIM_SERVICES"],
+    "BACKUP_STORAGE_ACCOUNT": "backupsacct",
+    "BACKUP_STORAGE__blobServiceUri": "https://backupsacct.blob.core.windows.net",
+    "BACKUP_STORAGE__tableServiceUri": "https://backupsacct.table.core.windows.net",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting", "words"),
+    [
+        # Tokens only over TLS: caught here, not by the SDK on first use.
+        (
+            {"BACKUP_STORAGE__blobServiceUri": "http://backupsacct.blob.core.windows.net"},
+            "BACKUP_STORAGE__blobServiceUri",
+            "https",
+        ),
+        # The function must read the account APIM writes into.
+        (
+            {"BACKUP_STORAGE__tableServiceUri": "https://other.table.core.windows.net"},
+            "BACKUP_STORAGE__tableServiceUri",
+            "'other'",
+        ),
+        (
+            {"BACKUP_STORAGE__blobServiceUri": "https://127.0.0.1:10000/devstoreaccount1"},
+            "BACKUP_STORAGE__blobServiceUri",
+            "'devstoreaccount1'",
+        ),
+        # The emulator's fixed ARM token is no storage token.
+        (
+            {"ARM_CREDENTIAL": "emulator", "ARM_ENDPOINT": "https://127.0.0.1:8443"},
+            "ARM_CREDENTIAL",
+            "storage",
+        ),
+    ],
+)
+def test_identity_storage_is_checked_up_front(overrides: dict[str, str], setting: str, words: str):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**IDENTITY, **overrides})
+    assert caught.value.setting == setting
+    assert words in str(caught.value)
+
+
+def test_identity_storage_accepts_the_same_account_and_azurite_paths():
+    assert Settings.from_env(IDENTITY).storage.uses_identity
+    local = {
+        **IDENTITY,
+        "BACKUP_STORAGE_ACCOUNT": "devstoreaccount1",
+        "BACKUP_STORAGE__blobServiceUri": "https://127.0.0.1:10000/devstoreaccount1",
+        "BACKUP_STORAGE__tableServiceUri": "https://127.0.0.1:10002/devstoreaccount1",
+    }
+    assert (
+        Settings.from_env(local).storage.blob_service_uri == local["BACKUP_STORAGE__blobServiceUri"]
+    )
+
+
+def test_a_connection_string_for_another_account_is_refused_without_echoing_it():
+    key = "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleS1rZXktaw=="
+    with pytest.raises(ConfigError) as caught:
+        settings(BACKUP_STORAGE=f"AccountName=other;AccountKey={key}")
+    assert caught.value.setting == "BACKUP_STORAGE"
+    assert "'other'" in str(caught.value) and key not in str(caught.value)
