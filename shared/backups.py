@@ -104,8 +104,9 @@ def _add_ledger_row(
             return runtime.ledger.add(record)
         except Conflict:
             moment = next_second(moment)
-    raise errors.OperationInProgress(
-        f"No free backup name for {service.name} near {moment:%H:%M:%S}"
+    raise errors.BackupNameUnavailable(
+        f"No free backup name for {service.name} in the {MAX_NAME_ATTEMPTS} seconds from "
+        f"{moment - timedelta(seconds=MAX_NAME_ATTEMPTS):%H:%M:%S}"
     )
 
 

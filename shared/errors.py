@@ -75,3 +75,9 @@ class ApimRequestFailed(ProductError):
 
 class BackupBlobMissing(ProductError):
     status, code = 409, "BackupBlobMissing"
+
+
+class BackupNameUnavailable(ProductError):
+    """Every name in a minute is taken: a clock or ledger problem, not a busy service."""
+
+    status, code = 503, "BackupNameUnavailable"

@@ -393,3 +393,31 @@ def test_a_start_never_recorded_frees_the_service(product: Product):
     assert [op.status for op in settled] == [Status.FAILED]
     assert "No operation URL" in (settled[0].error or "")
     assert product.runtime.operations.lock_holder("contoso-apim") is None
+
+
+def test_no_free_name_in_a_minute_is_a_distinct_error(product: Product):
+    from shared.backups import MAX_NAME_ATTEMPTS
+    from shared.model import BackupRecord
+    from shared.naming import backup_name
+
+    product.clock.now = product.clock.now.replace(microsecond=0)
+    for second in range(MAX_NAME_ATTEMPTS):
+        moment = product.clock.now + timedelta(seconds=second)
+        product.runtime.ledger.add(
+            BackupRecord(
+                service="contoso-apim",
+                backup_name=backup_name("contoso-apim", moment),
+                service_id=product.stack.service_id("contoso-apim"),
+                storage_account="devstoreaccount1",
+                container=product.runtime.settings.container,
+                status=Status.FAILED,
+                trigger=Trigger.CLI,
+                created_at=moment,
+                sku="Developer",
+            )
+        )
+    response = post_backup({"service": "contoso-apim"})
+    assert response.status_code == 503
+    assert body_of(response)["error"]["code"] == "BackupNameUnavailable"
+    assert product.arm_requests("POST") == []
+    assert product.runtime.operations.lock_holder("contoso-apim") is None
