@@ -133,7 +133,11 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 
 // azd passes an unset environment variable as '' (main.parameters.json), which would
 // override a parameter's default: treat '' as "use the default" everywhere.
-var accessType = empty(backupAccessType) ? 'SystemAssignedManagedIdentity' : backupAccessType
+// Spelled out rather than `empty(x) ? default : x`: the latter's type includes '' and
+// would not fit the function module's @allowed list (BCP036).
+var accessType = backupAccessType == 'UserAssignedManagedIdentity'
+  ? 'UserAssignedManagedIdentity'
+  : (backupAccessType == 'AccessKey' ? 'AccessKey' : 'SystemAssignedManagedIdentity')
 var containerName = empty(backupContainerName) ? 'apim-backups' : backupContainerName
 var ledgerTable = empty(ledgerTableName) ? 'apimbackups' : ledgerTableName
 var operationsTable = empty(operationsTableName) ? 'apimoperations' : operationsTableName
@@ -399,10 +403,12 @@ module functionApp 'app/function-app.bicep' = {
     rpoHours: rpoHours
     operationTimeoutMinutes: operationTimeoutMinutes
   }
-  // The host starts as soon as the site exists: let it find its storage roles in place.
+  // The host starts as soon as the site exists: let it find its roles in place. A Key
+  // Vault reference resolved before its role exists is not retried for hours.
   dependsOn: [
     hostStorageRoles
     backupStorageFunctionRoles
+    keyVaultAccess
   ]
 }
 

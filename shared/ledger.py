@@ -10,6 +10,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -26,8 +27,16 @@ class Conflict(Exception):
 
 
 def ensure_table(table: TableClient) -> None:
-    with contextlib.suppress(ResourceExistsError):
+    """Create the table if missing (Azurite starts empty; in Azure, infra/ creates it).
+    An identity whose role covers only the table may not create tables: that is fine."""
+    try:
         table.create_table()
+    except ResourceExistsError:
+        pass
+    except HttpResponseError as exc:
+        if exc.status_code != 403:
+            raise
+        log.info("May not create table %s (403); assuming it exists", table.table_name)
 
 
 def replace_unchanged(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:

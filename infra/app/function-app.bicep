@@ -173,6 +173,23 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
+// No FTP or SCM basic-auth publishing: azd deploys to Flex Consumption with Entra tokens.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
 var armEndpoint = environment().resourceManager
 
 // Settings of the Functions host and of Application Insights (not read by the product).
