@@ -151,6 +151,12 @@ def restore(
         if status == 0 or status in TRANSIENT:
             print(f"  status not available ({describe_error(status, payload)}); asking again")
             continue
+        if status in (401, 403):
+            raise RestoreFailed(
+                f"The restore was started, but the status route refused the key (HTTP {status}): "
+                "set ApimBackupStatusKey to the get_operation function's key. Follow it at "
+                f"{status_url}"
+            )
         if status == 202:
             print(f"  still running ({payload.get('status', 'Running')})")
             continue

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import AzureError
+
 from shared import backups, errors, housekeeping, operations, restores
 from shared.model import BackupRecord, OperationRecord, Trigger
 from shared.runtime import Runtime, get_runtime
@@ -93,6 +95,13 @@ def _exit_code(operation: OperationRecord) -> int:
     return 0 if operation.status.value == "Succeeded" or operation.is_running else 1
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shared", description="APIM backup operator CLI"
@@ -102,13 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("backup", help="start a backup")
     p.add_argument("--service", help="service name or resource id (optional with one service)")
     p.add_argument("--wait", action="store_true", help="follow it to the end")
-    p.add_argument("--poll-seconds", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--poll-seconds", type=_positive, help=argparse.SUPPRESS)
     p = sub.add_parser("restore", help="restore a backup")
     p.add_argument("backup_name")
     p.add_argument("--target", help="target service (default: the backup's own)")
     p.add_argument("--dry-run", action="store_true", help="run the checks only")
     p.add_argument("--wait", action="store_true")
-    p.add_argument("--poll-seconds", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--poll-seconds", type=_positive, help=argparse.SUPPRESS)
     p = sub.add_parser("status", help="an operation's state (asks APIM once if running)")
     p.add_argument("operation_id")
     p = sub.add_parser("list", help="the ledger as a table")
@@ -124,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
 
-    load_local_settings()
     try:
+        load_local_settings()
         return _run(args, get_runtime())
     except errors.ProductError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
@@ -133,6 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ValueError, OSError) as exc:  # a malformed local.settings.json, mostly
+        print(f"error: {LOCAL_SETTINGS}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except AzureError as exc:
+        # The type only: an SDK message may quote a URL, and URLs may carry a SAS.
+        print(f"error: Azure request failed: {type(exc).__name__}", file=sys.stderr)
+        return 1
 
 
 def _print_json(value: Any) -> None:

@@ -85,7 +85,7 @@ class Apim:
         self._client_for = client_for
         # Operation URLs are only ever followed on Resource Manager's own host: the bearer
         # token must not go wherever a (writable) table row happens to point.
-        self._host = urlsplit(endpoint).netloc.lower()
+        self._origin = _origin(endpoint)
 
     def _client(self, service: ServiceId) -> ApiManagementClient:
         return self._client_for(service.subscription_id)
@@ -163,8 +163,7 @@ class Apim:
         return location
 
     def _is_arm_url(self, url: str) -> bool:
-        parts = urlsplit(url)
-        return parts.scheme == "https" and parts.netloc.lower() == self._host
+        return _origin(url) == self._origin
 
     def poll(self, service: ServiceId, operation_url: str) -> PollResult:
         """Ask Resource Manager once how the operation behind ``operation_url`` is doing."""
@@ -184,8 +183,10 @@ class Apim:
             return PollResult(PollState.RUNNING, retry_after=retry_after)
         if status in (200, 201, 204):
             return _async_operation_state(response.text()) or PollResult(PollState.SUCCEEDED)
-        if status in (408, 429) or status >= 500:
-            # Still transient after azure-core's retries: the operation itself may be fine.
+        if status in (401, 403, 404, 408, 429) or status >= 500:
+            # Says nothing about the operation itself: a token or role glitch, throttling,
+            # a new operation URL not yet known everywhere. The next poll (or, in the end,
+            # the operation timeout) decides; a false Failed would hide a good backup.
             return PollResult(PollState.UNKNOWN, error=f"HTTP {status}", retry_after=retry_after)
         return PollResult(PollState.FAILED, error=arm_error_message(response.text(), status))
 
@@ -214,6 +215,16 @@ def _async_operation_state(text: str) -> PollResult | None:
     if status.lower() in ("failed", "canceled", "cancelled"):
         return PollResult(PollState.FAILED, error=arm_error_message(text, 200))
     return PollResult(PollState.RUNNING)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and effective port: ``https://h`` and ``https://h:443`` are one origin."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 443
+    except ValueError:
+        port = -1
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def _retry_after(value: str | None) -> int | None:

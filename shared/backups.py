@@ -49,12 +49,17 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
     try:
         require_idle(info, service.name)
         record = _add_ledger_row(runtime, service, info.sku, trigger, operation_id)
+    except BaseException:
+        runtime.operations.release(service.key, operation_id)
+        raise
+    try:
         operation = runtime.operations.add(
             new_operation(
                 OperationKind.BACKUP, operation_id, service, record.backup_name, trigger, runtime
             )
         )
     except BaseException:
+        runtime.ledger.delete(record)  # no operation will ever settle it
         runtime.operations.release(service.key, operation_id)
         raise
 
@@ -70,7 +75,7 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         on_refused=lambda: runtime.ledger.delete(record),
         on_failed=failed,
     )
-    record = runtime.ledger.save(record.with_changes(operation_url=operation.operation_url))
+    record = _record_url(runtime, record, operation.operation_url)
     log.info(
         "Backup %s of %s started (operation %s, %s)",
         record.backup_name,
@@ -79,6 +84,25 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         trigger.value,
     )
     return Started(operation, record)
+
+
+def _record_url(runtime: Runtime, record: BackupRecord, url: str) -> BackupRecord:
+    """Note the URL on the ledger row. APIM has accepted the backup by now, so nothing
+    here may fail the request: a row settled meanwhile (a fast backup, a concurrent
+    status call) keeps its outcome and gains the URL; a row that cannot be written is
+    logged, the operation row has the URL anyway."""
+    for _ in range(3):
+        try:
+            return runtime.ledger.save(record.with_changes(operation_url=url))
+        except Conflict:
+            latest = runtime.ledger.get(record.service, record.backup_name)
+            if latest is None:
+                break
+            record = latest
+        except Exception:
+            log.exception("Could not note the operation URL on %s", record.backup_name)
+            break
+    return record.with_changes(operation_url=url)
 
 
 def _add_ledger_row(
@@ -164,8 +188,9 @@ def get_backup(runtime: Runtime, name: str) -> BackupRecord:
 
     try:
         parsed = parse_backup_name(name)
-    except ValueError as exc:
-        raise errors.BadRequest(f"'backupName': {exc}") from None
+    except ValueError:
+        # Not of the backup-name form: no such backup (the contract's 404, not a 400).
+        raise errors.BackupNotFound(f"No backup named {name[:100]} in the ledger") from None
     record = runtime.ledger.get(parsed.service, name)
     if record is None:
         raise errors.BackupNotFound(f"No backup named {name} in the ledger")

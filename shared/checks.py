@@ -54,8 +54,14 @@ def require_no_cors(cors_rules: int | None, account: str) -> None:
         )
 
 
+# Provisioning states in which APIM is itself in the middle of a management operation.
+BUSY_STATES = frozenset({"updating", "activating", "terminating"})
+
+
 def require_idle(info: ServiceInfo, service: str) -> None:
-    if info.provisioning_state.lower() not in ("succeeded", ""):
+    """Refuse only while APIM is busy: a service left Failed by a bad update is exactly
+    what one restores during an incident, and APIM decides about it, not us."""
+    if info.provisioning_state.lower() in BUSY_STATES:
         raise errors.OperationInProgress(
             f"{service} is {info.provisioning_state}: another management operation is running on it"
         )

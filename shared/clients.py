@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
@@ -23,6 +25,20 @@ log = logging.getLogger(__name__)
 # Retry-After. A timer or an HTTP request must not spend minutes here, so keep it short.
 ARM_RETRY_TOTAL = 3
 ARM_RETRY_BACKOFF_MAX = 20
+ARM_RETRY_AFTER_CAP = 10
+
+
+class CappedRetryPolicy(RetryPolicy[Any, Any]):
+    """azure-core's retries, but a Retry-After is waited for at most ``cap`` seconds: a
+    function answering HTTP must do so within 230 s, whatever Resource Manager asks."""
+
+    def __init__(self, cap: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cap = cap
+
+    def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
+        asked = super().get_retry_after(response)
+        return None if asked is None else min(asked, self.cap)
 
 
 def make_arm_credential(settings: Settings) -> TokenCredential:
@@ -81,8 +97,11 @@ class Clients:
                     subscription_id,
                     base_url=endpoint,
                     credential_scopes=[f"{endpoint}/.default"],
-                    retry_total=ARM_RETRY_TOTAL,
-                    retry_backoff_max=ARM_RETRY_BACKOFF_MAX,
+                    retry_policy=CappedRetryPolicy(
+                        ARM_RETRY_AFTER_CAP,
+                        retry_total=ARM_RETRY_TOTAL,
+                        retry_backoff_max=ARM_RETRY_BACKOFF_MAX,
+                    ),
                 )
                 self._apim[subscription_id] = client
             return client

@@ -204,7 +204,9 @@ class OperationStore:
                 etag=current.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )
-        except (ResourceModifiedError, ResourceNotFoundError):
+        except ResourceNotFoundError:
+            return self._create_quietly(row)  # released meanwhile: the lock is free
+        except ResourceModifiedError:
             return False
         return True
 

@@ -421,3 +421,34 @@ def test_no_free_name_in_a_minute_is_a_distinct_error(product: Product):
     assert body_of(response)["error"]["code"] == "BackupNameUnavailable"
     assert product.arm_requests("POST") == []
     assert product.runtime.operations.lock_holder("contoso-apim") is None
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_an_auth_or_not_found_poll_does_not_fail_a_running_backup(product: Product, status: int):
+    """One odd answer from Resource Manager must not mark a good backup Failed."""
+    product.stack.control.set_duration(600)
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    product.stack.control.inject_fault(
+        method="GET", path_contains="operationResults", status=status
+    )
+    assert finish_running(product.runtime) == []
+    assert product.runtime.operations.lock_holder("contoso-apim") == started.operation.operation_id
+    product.stack.control.advance_clock(601)
+    assert [op.status for op in finish_running(product.runtime)] == [Status.SUCCEEDED]
+
+
+def test_a_row_settled_before_its_url_is_noted_keeps_its_outcome(product: Product):
+    from shared.backups import _record_url
+
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    finish_running(product.runtime)  # settles the row: the etag in hand is now stale
+    noted = _record_url(product.runtime, started.backup, "https://example/op")
+    row = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
+    assert row is not None and row.status is Status.SUCCEEDED
+    assert row.operation_url == "https://example/op" == noted.operation_url
+
+
+def test_a_malformed_backup_name_is_simply_not_found(product: Product):
+    response = function_app.get_backup(http("GET", "x", route_params={"backupName": "../etc"}))
+    assert response.status_code == 404
+    assert body_of(response)["error"]["code"] == "BackupNotFound"

@@ -31,13 +31,13 @@ def host(product: Product) -> Iterator[FunctionHost]:
 
 
 def run_runbook(
-    host: FunctionHost, *args: str, restore_key: str = RESTORE_KEY
+    host: FunctionHost, *args: str, restore_key: str = RESTORE_KEY, status_key: str = STATUS_KEY
 ) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "ApimBackupFunctionUrl": host.url,
         "ApimBackupRestoreKey": restore_key,
-        "ApimBackupStatusKey": STATUS_KEY,
+        "ApimBackupStatusKey": status_key,
         "ApimBackupPollCapSeconds": "0.05",
     }
     return subprocess.run(
@@ -114,3 +114,12 @@ def test_dry_run_starts_nothing(product: Product, host: FunctionHost):
     assert result.returncode == 0, result.stderr
     assert "every check passed" in result.stdout
     assert product.arm_requests("POST", "/restore") == []
+
+
+def test_a_status_key_refused_says_the_restore_is_running(product: Product, host: FunctionHost):
+    name = backed_up(product)
+    result = run_runbook(host, name, "contoso-standby", status_key="not-the-operations-key")
+    assert result.returncode != 0
+    assert "The restore was started" in result.stdout
+    assert "ApimBackupStatusKey" in result.stdout
+    assert len(product.arm_requests("POST", "/restore")) == 1

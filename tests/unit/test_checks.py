@@ -140,3 +140,42 @@ def test_naive_times_are_refused_in_the_ledger():
     naive = record().with_changes(created_at=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="naive"):
         naive.to_entity()
+
+
+@pytest.mark.parametrize("state", ["Updating", "Activating", "Terminating"])
+def test_busy_states_refuse(state: str):
+    from shared.checks import require_idle
+
+    with pytest.raises(errors.OperationInProgress, match=state):
+        require_idle(ServiceInfo("Premium", state, False), "svc")
+
+
+@pytest.mark.parametrize("state", ["Succeeded", "Failed", "Stopped", ""])
+def test_a_failed_service_may_still_be_restored(state: str):
+    from shared.checks import require_idle
+
+    require_idle(ServiceInfo("Premium", state, False), "svc")
+
+
+def test_operation_urls_compare_by_origin():
+    from shared.apim import _origin
+
+    assert _origin("https://management.azure.com:443/x") == _origin(
+        "https://Management.azure.com/y"
+    )
+    assert _origin("https://management.azure.com.evil.example/x") != _origin(
+        "https://management.azure.com"
+    )
+    assert _origin("http://management.azure.com/x") != _origin("https://management.azure.com")
+
+
+def test_retry_after_is_capped():
+    from types import SimpleNamespace
+
+    from shared.clients import CappedRetryPolicy
+
+    policy = CappedRetryPolicy(10)
+    asked = SimpleNamespace(http_response=SimpleNamespace(headers={"Retry-After": "120"}))
+    assert policy.get_retry_after(asked) == 10  # type: ignore[arg-type]
+    short = SimpleNamespace(http_response=SimpleNamespace(headers={"Retry-After": "3"}))
+    assert policy.get_retry_after(short) == 3  # type: ignore[arg-type]
