@@ -112,14 +112,6 @@ def require_not_expired(record: BackupRecord, now: datetime) -> None:
         )
 
 
-def check_backup_usable(record: BackupRecord | None, name: str, now: datetime) -> BackupRecord:
-    """The restore checks on the backup itself, in contract order."""
-    found = require_backup_found(record, name)
-    require_succeeded(found)
-    require_not_expired(found, now)
-    return found
-
-
 def check_target_allowed(settings: Settings, ref: str) -> ServiceId:
     target = settings.find_restore_target(ref)
     if target is None:

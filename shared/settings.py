@@ -46,9 +46,6 @@ SETTING_NAMES: tuple[str, ...] = (
     "AZURE_CLIENT_ID",
 )
 
-# Settings whose values are secrets: never logged, never echoed in an error.
-SECRET_SETTINGS = frozenset({"BACKUP_STORAGE_KEY", "BACKUP_STORAGE"})
-
 _LIST_SEPARATORS = re.compile(r"[,;\s]+")
 _CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")

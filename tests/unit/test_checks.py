@@ -9,9 +9,11 @@ from shared.apim import PollResult, PollState, ServiceInfo
 from shared.checks import (
     Outcome,
     check_backup_start,
-    check_backup_usable,
     check_sku_match,
     judge_poll,
+    require_backup_found,
+    require_not_expired,
+    require_succeeded,
     resolve_service,
 )
 from shared.model import BackupRecord, Status, Trigger
@@ -85,15 +87,18 @@ def test_backup_tiers_pass(tier: str):
 
 
 def test_backup_usable_rules():
-    assert check_backup_usable(record(), "n", NOW).status is Status.SUCCEEDED
+    found = record()
+    assert require_backup_found(found, "n") is found
+    require_succeeded(found)
+    require_not_expired(found, NOW)
     with pytest.raises(errors.BackupNotFound):
-        check_backup_usable(None, "n", NOW)
+        require_backup_found(None, "n")
     for status in (Status.RUNNING, Status.FAILED, Status.PRUNED):
         with pytest.raises(errors.BackupNotSucceeded):
-            check_backup_usable(record(status), "n", NOW)
-    with pytest.raises(errors.BackupExpired):
-        check_backup_usable(record(age=timedelta(days=30)), "n", NOW)
-    assert check_backup_usable(record(age=timedelta(days=30) - timedelta(seconds=1)), "n", NOW)
+            require_succeeded(record(status))
+    with pytest.raises(errors.BackupExpired, match="Cannot restore: backup expired"):
+        require_not_expired(record(age=timedelta(days=30)), NOW)
+    require_not_expired(record(age=timedelta(days=30) - timedelta(seconds=1)), NOW)
 
 
 def test_sku_mismatch_names_both_tiers():
