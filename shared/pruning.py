@@ -57,7 +57,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -73,7 +73,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 
 BLOB_BATCH_SIZE = 256  # the Blob batch API's limit per request
 TABLE_BATCH_SIZE = 100  # the Table transaction limit (Azurite breaks on 101)
@@ -318,7 +317,7 @@ def list_blob_names(container: ContainerClient) -> list[str]:
         return []
 
 
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

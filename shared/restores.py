@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from shared import errors
 from shared.apim import ServiceInfo
@@ -89,10 +89,7 @@ class _Unknown(Exception):
     """A check needs what an earlier, failed check would have found (dry runs only)."""
 
 
-_T = TypeVar("_T")
-
-
-def _known(value: _T | None) -> _T:
+def _known[T](value: T | None) -> T:
     if value is None:
         raise _Unknown
     return value

@@ -1,4 +1,4 @@
-// The function app: a Flex Consumption (FC1) plan, the Linux Python 3.11 site that azd
+// The function app: a Flex Consumption (FC1) plan, the Linux Python 3.13 site that azd
 // deploys to (tag azd-service-name: api), and its app settings. Everything the app
 // reaches, it reaches with its user-assigned identity: no keys, no connection strings
 // with secrets in them.
@@ -167,7 +167,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }
