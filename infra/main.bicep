@@ -101,6 +101,21 @@ param rpoHours int = 26
 param operationTimeoutMinutes int = 240
 
 @minValue(31)
+@maxValue(3650)
+@description('Optional. Ledger rows of pruned backups (and failed ones without a blob) older than this many days are deleted.')
+param ledgerHistoryDays int = 400
+
+@minValue(1)
+@maxValue(64)
+@description('Optional. How many services a tick starts or polls at once.')
+param maxParallel int = 8
+
+@minValue(1)
+@maxValue(365)
+@description('Optional. Health warns of certificates that expire within this many days.')
+param certWarningDays int = 30
+
+@minValue(31)
 @description('Optional. Lifecycle backstop on a new backup account: delete backup blobs older than this many days. Above 30 so that it never removes a backup that can still be restored.')
 param backupBlobMaxAgeDays int = 35
 
@@ -402,6 +417,9 @@ module functionApp 'app/function-app.bicep' = {
     minKeep: minKeep
     rpoHours: rpoHours
     operationTimeoutMinutes: operationTimeoutMinutes
+    ledgerHistoryDays: ledgerHistoryDays
+    maxParallel: maxParallel
+    certWarningDays: certWarningDays
   }
   // The host starts as soon as the site exists: let it find its roles in place. A Key
   // Vault reference resolved before its role exists is not retried for hours.

@@ -41,6 +41,9 @@ SETTING_NAMES: tuple[str, ...] = (
     "MIN_KEEP",
     "RPO_HOURS",
     "OPERATION_TIMEOUT_MINUTES",
+    "LEDGER_HISTORY_DAYS",
+    "MAX_PARALLEL",
+    "CERT_WARNING_DAYS",
     "ARM_ENDPOINT",
     "ARM_CREDENTIAL",
     "AZURE_CLIENT_ID",
@@ -109,6 +112,9 @@ class Settings:
     min_keep: int
     rpo_hours: float
     operation_timeout_minutes: int
+    ledger_history_days: int
+    max_parallel: int
+    cert_warning_days: int
     arm_endpoint: str
     arm_credential: ArmCredentialKind
     azure_client_id: str | None
@@ -394,6 +400,15 @@ def _read(env: Mapping[str, str]) -> Settings:
         min_keep=_int(env, "MIN_KEEP", 1, 0, 1000),
         rpo_hours=rpo_hours,
         operation_timeout_minutes=_int(env, "OPERATION_TIMEOUT_MINUTES", 240, 10, 24 * 60),
+        # At least the 30 days a backup is restorable, so that no row that still names a
+        # restorable backup could ever be history; about 13 months by default (a year of
+        # audit trail, plus a month).
+        ledger_history_days=_int(env, "LEDGER_HISTORY_DAYS", 400, 31, 3650),
+        # 8: Resource Manager's write budget per subscription and hour is 1,200 requests,
+        # and one start costs 3; 8 at once keeps a 50-service fleet's tick under a minute
+        # without a burst that invites 429s. One Flex instance's worker has the threads.
+        max_parallel=_int(env, "MAX_PARALLEL", 8, 1, 64),
+        cert_warning_days=_int(env, "CERT_WARNING_DAYS", 30, 1, 365),
         arm_endpoint=arm_endpoint,
         arm_credential=arm_credential,
         azure_client_id=_get(env, "AZURE_CLIENT_ID"),

@@ -106,6 +106,15 @@ param rpoHours int = 26
 @description('Optional. OPERATION_TIMEOUT_MINUTES.')
 param operationTimeoutMinutes int = 240
 
+@description('Optional. LEDGER_HISTORY_DAYS.')
+param ledgerHistoryDays int = 400
+
+@description('Optional. MAX_PARALLEL.')
+param maxParallel int = 8
+
+@description('Optional. CERT_WARNING_DAYS.')
+param certWarningDays int = 30
+
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageName
 }
@@ -232,6 +241,9 @@ var productSettings = {
   MIN_KEEP: string(minKeep)
   RPO_HOURS: string(rpoHours)
   OPERATION_TIMEOUT_MINUTES: string(operationTimeoutMinutes)
+  LEDGER_HISTORY_DAYS: string(ledgerHistoryDays)
+  MAX_PARALLEL: string(maxParallel)
+  CERT_WARNING_DAYS: string(certWarningDays)
   // environment().resourceManager ends with a slash; the product expects none.
   ARM_ENDPOINT: endsWith(armEndpoint, '/') ? substring(armEndpoint, 0, length(armEndpoint) - 1) : armEndpoint
   ARM_CREDENTIAL: 'managedidentity'

@@ -74,6 +74,11 @@ def test_service_lists_accept_commas_semicolons_and_whitespace():
         ({"RETENTION_DAYS": "ten"}, "RETENTION_DAYS"),
         ({"MIN_KEEP": "-1"}, "MIN_KEEP"),
         ({"RPO_HOURS": "0"}, "RPO_HOURS"),
+        # History shorter than a backup's 30 restorable days could delete live rows.
+        ({"LEDGER_HISTORY_DAYS": "30"}, "LEDGER_HISTORY_DAYS"),
+        ({"MAX_PARALLEL": "0"}, "MAX_PARALLEL"),
+        ({"MAX_PARALLEL": "many"}, "MAX_PARALLEL"),
+        ({"CERT_WARNING_DAYS": "0"}, "CERT_WARNING_DAYS"),
         ({"ARM_ENDPOINT": "http://management.azure.com"}, "ARM_ENDPOINT"),
         ({"ARM_CREDENTIAL": "password"}, "ARM_CREDENTIAL"),
         ({"ARM_CREDENTIAL": "emulator"}, "ARM_CREDENTIAL"),
