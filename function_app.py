@@ -8,7 +8,16 @@ import logging
 import azure.functions as func
 
 from shared import backups, housekeeping, operations, restores
-from shared.http import accepted, bool_value, handle, json_response, read_json, string_field
+from shared.http import (
+    accepted,
+    bool_value,
+    handle,
+    json_response,
+    query_value,
+    read_json,
+    refuse_query,
+    string_field,
+)
 from shared.model import Trigger
 from shared.runtime import get_runtime
 
@@ -50,8 +59,10 @@ def standby_sync(timer: func.TimerRequest) -> None:
 @app.route(route="backups", methods=["POST"])
 def start_backup(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        body = read_json(req, optional=True)
-        service = string_field(body, "service", required=False)
+        body = read_json(req, optional=True, fields=("service",))
+        service = string_field(
+            body, "service", required=False, max_length=backups.MAX_SERVICE_REF_LENGTH
+        )
         started = backups.start_backup(get_runtime(), service, Trigger.HTTP)
         progress = operations.Progress(started.operation, operations.retry_after(started.operation))
         return accepted(req, progress)
@@ -65,9 +76,9 @@ def list_backups(req: func.HttpRequest) -> func.HttpResponse:
         runtime = get_runtime()
         rows = backups.list_backups(
             runtime,
-            service_ref=req.params.get("service"),
-            status=req.params.get("status"),
-            include_expired=bool_value(req.params.get("includeExpired"), "includeExpired"),
+            service_ref=query_value(req, "service", backups.MAX_SERVICE_REF_LENGTH),
+            status=query_value(req, "status"),
+            include_expired=bool_value(query_value(req, "includeExpired"), "includeExpired"),
         )
         now = runtime.clock()
         return json_response({"value": [r.to_api(now) for r in rows]})
@@ -100,8 +111,8 @@ def get_operation(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="restores", methods=["POST"])
 def start_restore(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        body = read_json(req)
-        request = restores.RestoreRequest.from_body(body)
+        refuse_query(req, "dryRun", "'dryRun' goes in the request body of POST /api/restores")
+        request = restores.RestoreRequest.from_body(read_json(req))
         runtime = get_runtime()
         if request.dry_run:
             report = restores.dry_run(runtime, request)
@@ -118,6 +129,7 @@ def start_restore(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="prune", methods=["POST"])
 def prune(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
+        read_json(req, optional=True, fields=())  # dryRun is a query parameter, not a field
         dry_run = bool_value(req.params.get("dryRun"), "dryRun")
         return json_response(housekeeping.prune_now(get_runtime(), dry_run=dry_run))
 

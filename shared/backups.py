@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 # A start within the same second as an existing backup takes the next free second;
 # more than this many collisions means something is wrong, not busy.
 MAX_NAME_ATTEMPTS = 60
+# The longest APIM resource ID: /subscriptions/<36>/resourceGroups/<90>
+# /providers/Microsoft.ApiManagement/service/<50>. No service reference is longer.
+MAX_SERVICE_REF_LENGTH = 250
+# An APIM service name (what the ledger partitions by, in lower case).
+_SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,48}[A-Za-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -157,12 +163,7 @@ def list_backups(
     include_expired: bool = False,
 ) -> list[BackupRecord]:
     """The ledger, newest first."""
-    service = None
-    if service_ref:
-        found = runtime.settings.find_service(service_ref) or runtime.settings.find_restore_target(
-            service_ref
-        )
-        service = found.key if found else service_ref.strip().lower()
+    service = _service_filter(runtime, service_ref) if service_ref else None
     wanted = _parse_status(status)
     now = runtime.clock()
     rows = [
@@ -173,6 +174,30 @@ def list_backups(
     return sorted(rows, key=lambda r: (r.created_at, r.backup_name), reverse=True)
 
 
+def _service_filter(runtime: Runtime, ref: str) -> str:
+    """The ledger partition a ``service`` filter names: a configured service, or the name
+    or resource ID of one no longer configured (its history stays readable). Anything
+    else is refused before it reaches storage, which answers some values with an error."""
+    ref = ref.strip()
+    if len(ref) > MAX_SERVICE_REF_LENGTH:
+        raise errors.BadRequest(
+            f"'service' is longer than a resource ID ({MAX_SERVICE_REF_LENGTH} characters)",
+            "service",
+        )
+    settings = runtime.settings
+    found = settings.find_service(ref) or settings.find_restore_target(ref)
+    if found is not None:
+        return found.key
+    if _SERVICE_NAME.fullmatch(ref):
+        return ref.lower()
+    try:
+        return ServiceId.parse(ref).key
+    except ValueError:
+        raise errors.BadRequest(
+            "'service' must be an API Management service name or resource ID", "service"
+        ) from None
+
+
 def _parse_status(status: str | None) -> Status | None:
     if status is None or not status.strip():
         return None
@@ -180,7 +205,7 @@ def _parse_status(status: str | None) -> Status | None:
         if candidate.value.lower() == status.strip().lower():
             return candidate
     allowed = ", ".join(s.value for s in Status)
-    raise errors.BadRequest(f"'status' must be one of {allowed}")
+    raise errors.BadRequest(f"'status' must be one of {allowed}", "status")
 
 
 def get_backup(runtime: Runtime, name: str) -> BackupRecord:

@@ -1,0 +1,149 @@
+"""The HTTP plumbing's input rules, without any server: bodies, depth, query values."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import azure.functions as func
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared import errors
+from shared.http import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    bool_value,
+    error_response,
+    nesting_exceeds,
+    read_json,
+    string_field,
+)
+
+
+def request(body: bytes, **params: str) -> func.HttpRequest:
+    return func.HttpRequest("POST", "https://h.example/api/x", params=params, body=body)
+
+
+def refused(body: bytes, **kwargs: object) -> str:
+    with pytest.raises(errors.BadRequest) as caught:
+        read_json(request(body), **kwargs)  # type: ignore[arg-type]
+    return caught.value.message
+
+
+def test_a_body_nested_ten_thousand_deep_is_a_400_not_a_recursion_error():
+    # The reported case: ~10,000 levels, well under the 64 KiB cap.
+    for raw in (b"[" * 10_000 + b"]" * 10_000, b'{"a":' * 9_000 + b"1" + b"}" * 9_000):
+        assert len(raw) < MAX_BODY_BYTES
+        assert "nests deeper than 32" in refused(raw)
+
+
+def test_the_depth_rule_holds_at_the_limit_and_ignores_brackets_in_strings():
+    at_limit = "[" * (MAX_JSON_DEPTH - 1) + "{}" + "]" * (MAX_JSON_DEPTH - 1)
+    assert not nesting_exceeds(at_limit, MAX_JSON_DEPTH)
+    assert nesting_exceeds("[" + at_limit + "]", MAX_JSON_DEPTH)
+    in_string = json.dumps({"service": "[{" * 5000 + '\\"[' * 100})
+    assert not nesting_exceeds(in_string, MAX_JSON_DEPTH)
+    # An escaped quote does not end the string: the brackets after it are still inside.
+    assert not nesting_exceeds('{"a": "\\"' + "[" * 100 + '"}', MAX_JSON_DEPTH)
+
+
+def test_the_depth_scan_is_cheap_at_the_size_cap():
+    # The worst case for the scan: a full-size body of shallow brackets it must walk.
+    raw = ('{"a":[' + "[1]," * 16_000 + "1]}")[: MAX_BODY_BYTES - 10]
+    started = time.perf_counter()
+    nesting_exceeds(raw, MAX_JSON_DEPTH)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_the_answer_does_not_depend_on_the_recursion_limit():
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
+    try:
+        assert "nests deeper" in refused(b"[" * 150 + b"]" * 150)
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"\xff\xfe{\x00}\x00", "not valid UTF-8"),
+        (b'{"service": "\xc3\x28"}', "not valid UTF-8 (byte 13)"),
+        ('{"service": "x"}'.encode("utf-16"), "not valid UTF-8"),
+        (b"{not json", "not valid JSON"),
+        (b'{"dryRun": NaN}', "not valid JSON"),
+        (b'{"a": Infinity}', "not valid JSON"),
+        (b'{"a": 1, "a": 2}', "repeats the key 'a'"),
+        (b"[]", "must be a JSON object"),
+        (b'"service"', "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"1" * 5000, "not valid JSON"),  # past Python's int digit limit: a ValueError
+        (b" " * (MAX_BODY_BYTES + 1), "larger than 65536 bytes"),
+        (b"", "A JSON body is required"),
+        (b" \r\n\t", "A JSON body is required"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_the_reason(raw: bytes, expected: str):
+    assert expected in refused(raw)
+
+
+def test_a_bom_is_tolerated_and_an_empty_optional_body_is_an_empty_object():
+    assert read_json(request(b'\xef\xbb\xbf{"service": "a"}')) == {"service": "a"}
+    assert read_json(request(b""), optional=True) == {}
+
+
+def test_unknown_fields_are_refused_by_name_when_the_route_lists_its_fields():
+    message = refused(b'{"service": "a", "dryrun": true}', fields=("service",))
+    assert "'dryrun'" in message and "expected: service" in message
+    assert "expected: none" in refused(b'{"dryRun": true}', optional=True, fields=())
+    assert read_json(request(b'{"service": "a"}'), fields=("service",)) == {"service": "a"}
+
+
+def test_string_fields_are_bounded_and_free_of_control_characters():
+    with pytest.raises(errors.BadRequest, match="longer than 250") as caught:
+        string_field({"service": "a" * 251}, "service", required=False, max_length=250)
+    assert caught.value.target == "service"
+    for value in ("a\x00b", "a\nb", "a\u0085b", "a\ud800b"):
+        with pytest.raises(errors.BadRequest, match="control or invalid characters"):
+            string_field({"service": value}, "service", required=False)
+    wrong: tuple[object, ...] = (1, True, [], {}, " ")
+    for item in wrong:
+        with pytest.raises(errors.BadRequest, match="non-empty string"):
+            string_field({"service": item}, "service", required=False)
+    assert string_field({"service": " contoso "}, "service", required=False) == "contoso"
+
+
+def test_booleans_refuse_everything_but_true_false_1_0():
+    assert bool_value(" TRUE ", "dryRun") is True
+    assert bool_value("0", "dryRun") is False
+    assert bool_value(None, "dryRun") is False
+    for value in ("", " ", "yes", "truee", "x" * 10_000):
+        with pytest.raises(errors.BadRequest, match="'dryRun' must be true or false"):
+            bool_value(value, "dryRun")
+
+
+def test_dependency_unavailable_is_a_503_naming_the_dependency_with_retry_after():
+    response = error_response(errors.DependencyUnavailable("storage", "ServiceRequestError"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert json.loads(response.get_body()) == {
+        "error": {
+            "code": "DependencyUnavailable",
+            "message": "storage cannot be reached: ServiceRequestError",
+            "target": "storage",
+        }
+    }
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.binary(max_size=2048))
+def test_any_bytes_are_an_object_or_a_bad_request(raw: bytes):
+    outcome: object
+    try:
+        outcome = read_json(request(raw), optional=True)
+    except errors.BadRequest as exc:
+        outcome = exc.message
+    assert isinstance(outcome, dict) or (isinstance(outcome, str) and outcome)
