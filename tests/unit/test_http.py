@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +25,7 @@ from shared.http import (
     MAX_JSON_DEPTH,
     bool_value,
     error_response,
+    handle,
     nesting_exceeds,
     read_json,
     string_field,
@@ -147,3 +156,59 @@ def test_any_bytes_are_an_object_or_a_bad_request(raw: bytes):
     except errors.BadRequest as exc:
         outcome = exc.message
     assert isinstance(outcome, dict) or (isinstance(outcome, str) and outcome)
+
+
+def raised_in(module: str, exc: Exception) -> Callable[[], func.HttpResponse]:
+    """An action that fails with ``exc`` from inside a frame of ``module`` (as an SDK's
+    own code would), for handle() to classify by the frames the exception went through."""
+    namespace: dict[str, Any] = {"__name__": module, "exc": exc}
+    exec("def call():\n    raise exc\n", namespace)  # noqa: S102 - a fixed, local snippet
+    action: Callable[[], func.HttpResponse] = namespace["call"]
+    return action
+
+
+@pytest.mark.parametrize(
+    ("module", "exc", "target", "cause"),
+    [
+        (
+            "azure.data.tables._table_client",
+            ServiceRequestError("refused"),
+            "storage",
+            "ServiceRequestError",
+        ),
+        (
+            "azure.storage.blob._blob_client",
+            ServiceResponseError("reset"),
+            "storage",
+            "ServiceResponseError",
+        ),
+        (
+            "azure.mgmt.apimanagement.operations",
+            ServiceRequestError("refused"),
+            "resourceManager",
+            "ServiceRequestError",
+        ),
+        (
+            "azure.data.tables._table_client",
+            ClientAuthenticationError("no token"),
+            "storage",
+            "ClientAuthenticationError",
+        ),
+    ],
+)
+def test_an_unreachable_dependency_is_a_503_naming_it(module, exc, target, cause):
+    response = handle(raised_in(module, exc))
+    assert response.status_code == 503
+    error = json.loads(response.get_body())["error"]
+    assert error["code"] == "DependencyUnavailable"
+    assert error["target"] == target
+    assert error["message"].endswith(f"cannot be reached: {cause}")
+
+
+def test_a_storage_refusal_that_is_our_bug_stays_a_500():
+    # A 400 from storage (a query it will not run) is not an outage: it must stay visible.
+    response = handle(raised_in("azure.data.tables._models", HttpResponseError("bad filter")))
+    assert response.status_code == 500
+    assert json.loads(response.get_body())["error"]["code"] == "InternalError"
+    # An SDK error from an unknown place is not blamed on a dependency either.
+    assert handle(raised_in("somewhere.else", ServiceRequestError("x"))).status_code == 500
