@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,14 +56,6 @@ def test_the_depth_rule_holds_at_the_limit_and_ignores_brackets_in_strings():
     assert not nesting_exceeds(in_string, MAX_JSON_DEPTH)
     # An escaped quote does not end the string: the brackets after it are still inside.
     assert not nesting_exceeds('{"a": "\\"' + "[" * 100 + '"}', MAX_JSON_DEPTH)
-
-
-def test_the_depth_scan_is_cheap_at_the_size_cap():
-    # The worst case for the scan: a full-size body of shallow brackets it must walk.
-    raw = ('{"a":[' + "[1]," * 16_000 + "1]}")[: MAX_BODY_BYTES - 10]
-    started = time.perf_counter()
-    nesting_exceeds(raw, MAX_JSON_DEPTH)
-    assert time.perf_counter() - started < 0.5
 
 
 def test_the_answer_does_not_depend_on_the_recursion_limit():
