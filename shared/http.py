@@ -50,37 +50,19 @@ def error_response(error: errors.ProductError) -> func.HttpResponse:
 def read_json(
     req: func.HttpRequest, *, optional: bool = False, fields: Collection[str] | None = None
 ) -> dict[str, Any]:
-    """The request's JSON object body; BadRequest for anything else.
+    """The request's JSON object body; BadRequest for anything else (see ``json_object``).
 
-    JSON must be UTF-8 (RFC 8259; a leading BOM is tolerated), nested at most
-    ``MAX_JSON_DEPTH`` deep, without duplicate keys or the non-standard NaN/Infinity.
     With ``fields``, a key outside it is refused: a mistyped ``dryRun`` must not start
     a real restore (ARM's own deserialiser refuses unknown members the same way).
     """
     raw = req.get_body() or b""
-    if len(raw) > MAX_BODY_BYTES:
+    if len(raw) > MAX_BODY_BYTES:  # before anything walks it
         raise errors.BadRequest(f"The request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise errors.BadRequest(
-            f"The request body is not valid UTF-8 (byte {exc.start}); JSON must be UTF-8"
-        ) from None
-    if not text.strip():
+    if not raw.strip():
         if optional:
             return {}
         raise errors.BadRequest("A JSON body is required")
-    if nesting_exceeds(text, MAX_JSON_DEPTH):
-        raise errors.BadRequest(f"The request body nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        body = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
-    except _DuplicateKey as exc:
-        raise errors.BadRequest(f"The request body repeats the key '{exc.key[:100]}'") from None
-    except (ValueError, RecursionError):
-        # RecursionError only as a second line: nesting_exceeds has bounded the depth.
-        raise errors.BadRequest("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise errors.BadRequest("The request body must be a JSON object")
+    body = json_object(raw, "The request body")
     if fields is not None:
         unknown = sorted(set(body) - set(fields))
         if unknown:
@@ -89,6 +71,33 @@ def read_json(
             raise errors.BadRequest(
                 f"Unknown field(s) in the request body: {names} (expected: {expected})"
             )
+    return body
+
+
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """``raw`` as a JSON object, or BadRequest saying what is wrong with ``what`` (a body,
+    a decoded header). JSON must be UTF-8 (RFC 8259; a leading BOM is tolerated), at most
+    MAX_BODY_BYTES, nested at most MAX_JSON_DEPTH deep, without duplicate keys or the
+    non-standard NaN/Infinity."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.BadRequest(f"{what} is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise errors.BadRequest(
+            f"{what} is not valid UTF-8 (byte {exc.start}); JSON must be UTF-8"
+        ) from None
+    if nesting_exceeds(text, MAX_JSON_DEPTH):
+        raise errors.BadRequest(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        body = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
+    except _DuplicateKey as exc:
+        raise errors.BadRequest(f"{what} repeats the key '{exc.key[:100]}'") from None
+    except (ValueError, RecursionError):
+        # RecursionError only as a second line: nesting_exceeds has bounded the depth.
+        raise errors.BadRequest(f"{what} is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise errors.BadRequest(f"{what} must be a JSON object")
     return body
 
 

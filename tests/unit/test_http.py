@@ -25,6 +25,7 @@ from shared.http import (
     bool_value,
     error_response,
     handle,
+    json_object,
     nesting_exceeds,
     read_json,
     string_field,
@@ -203,3 +204,10 @@ def test_a_storage_refusal_that_is_our_bug_stays_a_500():
     assert json.loads(response.get_body())["error"]["code"] == "InternalError"
     # An SDK error from an unknown place is not blamed on a dependency either.
     assert handle(raised_in("somewhere.else", ServiceRequestError("x"))).status_code == 500
+
+
+def test_the_same_rules_serve_a_json_header_with_its_own_name():
+    # e.g. a decoded X-MS-CLIENT-PRINCIPAL: the message names what was wrong.
+    with pytest.raises(errors.BadRequest, match="The principal nests deeper than 32 levels"):
+        json_object(b"[" * 100 + b"]" * 100, "The principal")
+    assert json_object(b'{"roles": ["a"]}', "The principal") == {"roles": ["a"]}
