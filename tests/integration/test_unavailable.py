@@ -93,3 +93,48 @@ def test_every_route_answers_503_storage_and_starts_nothing(product: Product):
         assert_storage_unavailable(handler(request))
     # A 503 started nothing: no backup or restore reached Resource Manager.
     assert product.arm_requests("POST") == []
+
+
+def table_rows(product: Product) -> list[tuple[str, str, str | None]]:
+    runtime = product.runtime
+    return sorted(
+        (e["PartitionKey"], e["RowKey"], e.metadata["etag"])
+        for table in (runtime.ledger.table, runtime.operations.table)
+        for e in table.list_entities()
+    )
+
+
+def test_resource_manager_down_refuses_starts_cleanly_and_health_is_unaffected(
+    product: Product,
+):
+    product.stack.control.set_duration(3600)
+    running = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    operation_id = running.operation.operation_id
+    before = table_rows(product)
+    # Every request to Resource Manager has its connection dropped.
+    product.stack.control.inject_fault(action="drop", times=1000)
+    try:
+        started = time.monotonic()
+        refused = function_app.start_backup(
+            http("POST", "backups", b'{"service": "contoso-standby"}')
+        )
+        elapsed = time.monotonic() - started
+        status = function_app.get_operation(
+            http("GET", f"operations/{operation_id}", route_params={"operationId": operation_id})
+        )
+        health = function_app.health(http("GET", "health"))
+    finally:
+        product.stack.control.clear_faults()
+
+    # A start is refused before anything is written (the pre-checks read the service
+    # first), after the ARM client's few retries.
+    assert refused.status_code == 502, refused.get_body()
+    error = body_of(refused)["error"]
+    assert error["code"] == "ApimRequestFailed"
+    assert error["message"].startswith("Resource Manager is unreachable: Service")
+    assert elapsed < 30
+    # A running operation's status stays 202: the next poll is the retry.
+    assert status.status_code == 202 and body_of(status)["status"] == "Running"
+    # Health reads storage only: it answers (Unhealthy: no backup has finished yet).
+    assert health.status_code == 503 and body_of(health)["status"] == "Unhealthy"
+    assert table_rows(product) == before
