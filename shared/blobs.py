@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,16 @@ class BackupBlobs:
     def write_json(self, blob_name: str, value: Any) -> None:
         """Write (or overwrite) a small JSON blob, such as a backup's manifest."""
         data = json.dumps(value, indent=2, sort_keys=True).encode()
-        self.container.get_blob_client(blob_name).upload_blob(
-            data,
-            overwrite=True,
-            content_settings=ContentSettings(content_type="application/json"),
-        )
+        blob = self.container.get_blob_client(blob_name)
+        settings = ContentSettings(content_type="application/json")
+        try:
+            blob.upload_blob(data, overwrite=True, content_settings=settings)
+        except ResourceNotFoundError:
+            # Before the first backup has finished the container may not exist yet (APIM
+            # creates it then); creating it first is what APIM would do anyway.
+            with contextlib.suppress(ResourceExistsError):
+                self.container.create_container()
+            blob.upload_blob(data, overwrite=True, content_settings=settings)
 
     def read_json(self, blob_name: str, max_bytes: int = 1 << 20) -> Any:
         """A small JSON blob's content; None when it does not exist. ValueError when it is

@@ -321,18 +321,20 @@ def bounded(items: Sequence[DriftItem], max_chars: int = MAX_DRIFT_CHARS) -> lis
     """``items``, cut so that their JSON fits one table property; a cut list ends with an
     item saying how many differences were left out."""
     kept = list(items)
-    while kept and len(json.dumps(kept)) > max_chars:
+    if len(json.dumps(kept)) <= max_chars:
+        return kept
+    while kept:
         kept.pop()
-        dropped = len(items) - len(kept)
         note = _item(
             "drift",
             None,
             None,
-            f"{dropped} more difference(s) not shown: compare the manifest with the target.",
+            f"{len(items) - len(kept)} more difference(s) not shown: compare the manifest "
+            "with the target.",
         )
         if len(json.dumps([*kept, note])) <= max_chars:
             return [*kept, note]
-    return kept
+    return []
 
 
 def restore_drift(runtime: Runtime, operation: OperationRecord) -> OperationRecord:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ MANIFEST_SUFFIX = ".manifest.json"
 MAX_CERTIFICATES = 50
 MAX_STRING = 2048  # a longer "value" is not a setting but data: it is dropped
 MAX_ITEMS = 100
+_FRACTION = re.compile(r"\.(\d+)")  # fromisoformat takes at most six fractional digits
 
 # The spec of what is copied. A ``None`` leaf is a scalar (str, bool, int, float); a
 # dict is an object copied by its own spec; a one-element list is a list of that spec.
@@ -206,11 +208,9 @@ def parse_time(text: Any) -> datetime | None:
     """An ARM timestamp (``...Z``, an offset, or .NET's seven fractional digits)."""
     if not isinstance(text, str) or not text:
         return None
-    value = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if "." in value:  # at most six fractional digits for fromisoformat
-        head, _, rest = value.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        value = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+    value = _FRACTION.sub(
+        lambda m: "." + m[1][:6].ljust(6, "0"), text.strip().replace("Z", "+00:00")
+    )
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

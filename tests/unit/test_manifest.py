@@ -1,0 +1,209 @@
+"""The manifest's allow-list and certificate metadata (pure, no server)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.manifest import (
+    backup_of_manifest,
+    certificates,
+    custom_properties,
+    expiring_certificates,
+    manifest_blob_name,
+    parse_time,
+    service_settings,
+)
+
+SECRET = "MIIKcQIBAzCCCi0GCSqGSIb3DQEHAaCCCh4EggoaMIIKFjCCBg8GCSqGSIb3DQEHAaCCBgAEggX8"
+PASSWORD = "Pa55w0rd-do-not-leak"
+TLS10 = "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Tls10"
+UAI = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id"
+
+
+def hostile_resource() -> dict[str, Any]:
+    """A service GET as a careless (or future) Resource Manager might answer it."""
+    return {
+        "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/a",
+        "location": "West Europe",
+        "sku": {"name": "Premium", "capacity": 2, "secretKey": SECRET},
+        "identity": {
+            "type": "SystemAssigned, UserAssigned",
+            "principalId": "p-1",
+            "tenantId": "t-1",
+            "clientSecret": PASSWORD,
+            "userAssignedIdentities": {UAI: {"principalId": "p-2", "clientId": "c-2"}},
+        },
+        "properties": {
+            "hostnameConfigurations": [
+                {
+                    "type": "Proxy",
+                    "hostName": "api.contoso.com",
+                    "certificateSource": "KeyVault",
+                    "keyVaultId": "https://kv.vault.azure.net/secrets/tls",
+                    "negotiateClientCertificate": False,
+                    "defaultSslBinding": True,
+                    "encodedCertificate": SECRET,
+                    "certificatePassword": PASSWORD,
+                    "privateKey": SECRET,
+                    "certificate": {
+                        "expiry": "2027-01-31T00:00:00Z",
+                        "thumbprint": "ABC123",
+                        "subject": "CN=api.contoso.com",
+                        "encodedCertificate": SECRET,
+                        "password": PASSWORD,
+                    },
+                },
+                # a field that is on the list, but holding an object: dropped, not copied
+                {"type": "Proxy", "hostName": {"value": SECRET}, "certificateSource": "Custom"},
+            ],
+            "certificates": [
+                {
+                    "storeName": "Root",
+                    "encodedCertificate": SECRET,
+                    "certificatePassword": PASSWORD,
+                    "certificate": {"expiry": "2030-01-01T00:00:00Z", "thumbprint": "CA1"},
+                }
+            ],
+            "customProperties": {
+                TLS10: "True",
+                "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Ciphers.TripleDes168": False,
+                "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.Weird": SECRET,
+                "SomeOther.ConnectionString": f"AccountKey={SECRET}",
+            },
+            "virtualNetworkType": "External",
+            "virtualNetworkConfiguration": {"subnetResourceId": "/sub/net", "sasToken": SECRET},
+            "additionalLocations": [
+                {"location": "East US 2", "sku": {"name": "Premium", "capacity": 1}, "x": SECRET}
+            ],
+            "publicNetworkAccess": "Enabled",
+            "gatewayUrl": "https://a.azure-api.net",
+            "tenantAccessKey": SECRET,
+            "futureField": {"apiKey": SECRET},
+        },
+    }
+
+
+def test_the_allow_list_copies_the_settings_and_no_secret():
+    settings = service_settings(hostile_resource())
+    text = json.dumps(settings)
+    for secret in (SECRET, PASSWORD, "encodedCertificate", "Password", "privateKey", "p-1"):
+        assert secret not in text
+    assert settings["hostnameConfigurations"] == [
+        {
+            "type": "Proxy",
+            "hostName": "api.contoso.com",
+            "certificateSource": "KeyVault",
+            "keyVaultId": "https://kv.vault.azure.net/secrets/tls",
+            "negotiateClientCertificate": False,
+            "defaultSslBinding": True,
+            "certificate": {
+                "expiry": "2027-01-31T00:00:00Z",
+                "thumbprint": "ABC123",
+                "subject": "CN=api.contoso.com",
+            },
+        },
+        {"type": "Proxy", "certificateSource": "Custom"},
+    ]
+    assert settings["certificates"] == [
+        {
+            "storeName": "Root",
+            "certificate": {"expiry": "2030-01-01T00:00:00Z", "thumbprint": "CA1"},
+        }
+    ]
+    assert settings["customProperties"] == {
+        "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Ciphers.TripleDes168": "False",
+        TLS10: "True",
+    }
+    assert settings["identity"] == {
+        "type": "SystemAssigned, UserAssigned",
+        "userAssignedIdentities": [UAI],
+    }
+    assert settings["virtualNetworkConfiguration"] == {"subnetResourceId": "/sub/net"}
+    assert settings["additionalLocations"] == [
+        {"location": "East US 2", "sku": {"name": "Premium", "capacity": 1}}
+    ]
+    assert settings["sku"] == {"name": "Premium", "capacity": 2}
+    assert "gatewayUrl" not in settings and "futureField" not in settings
+
+
+def test_a_value_too_long_to_be_a_setting_is_dropped():
+    resource = {"properties": {"publicNetworkAccess": "x" * 5000, "virtualNetworkType": "None"}}
+    assert service_settings(resource) == {
+        "virtualNetworkType": "None",
+        "customProperties": {},
+        "identity": None,
+    }
+
+
+def test_an_answer_that_is_not_an_object_gives_empty_settings():
+    settings = service_settings({"properties": ["not", "an", "object"], "identity": "x"})
+    assert settings == {"customProperties": {}, "identity": None}
+
+
+def test_custom_properties_keep_true_and_false_protocol_keys_only():
+    assert custom_properties({TLS10: "true", "Other": "True", TLS10 + "x": "maybe"}) == {
+        TLS10: "True"
+    }
+    assert custom_properties(None) == {}
+
+
+def test_manifest_names():
+    name = "contoso-apim-20261127T020000Z.apimbackup"
+    assert manifest_blob_name(name) == f"{name}.manifest.json"
+    assert backup_of_manifest(manifest_blob_name(name)) == name
+    assert backup_of_manifest(name) is None
+
+
+def test_parse_time_accepts_arm_forms():
+    expected = datetime(2027, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
+    assert parse_time("2027-01-31T12:00:00.1234567Z") == expected
+    assert parse_time("2027-01-31T12:00:00.123456+00:00") == expected
+    assert parse_time("2027-01-31T13:00:00+01:00") == expected.replace(microsecond=0)
+    assert parse_time("2027-01-31") is None  # no zone: not guessed
+    assert parse_time("soon") is None
+
+
+def test_certificates_lists_hostname_and_ca_certificates():
+    found = certificates(service_settings(hostile_resource()))
+    assert found == [
+        {
+            "hostName": "api.contoso.com",
+            "thumbprint": "ABC123",
+            "subject": "CN=api.contoso.com",
+            "expiresAt": "2027-01-31T00:00:00Z",
+        },
+        {
+            "hostName": None,
+            "thumbprint": "CA1",
+            "subject": None,
+            "expiresAt": "2030-01-01T00:00:00Z",
+        },
+    ]
+
+
+def test_expiring_certificates_warns_within_the_window_only():
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    def cert(host: str, days: float) -> dict[str, Any]:
+        moment = now + timedelta(days=days)
+        return {"hostName": host, "thumbprint": host.upper(), "subject": f"CN={host}",
+                "expiresAt": moment.isoformat()}  # fmt: skip
+
+    certs = [cert("late.example", 90), cert("soon.example", 9.5), cert("gone.example", -1),
+             cert("edge.example", 30), {"hostName": "x", "expiresAt": None}]  # fmt: skip
+    warnings = expiring_certificates("contoso-apim", certs, now, 30)
+    assert [(w["hostName"], w["daysLeft"]) for w in warnings] == [
+        ("gone.example", -1),
+        ("soon.example", 9),
+        ("edge.example", 30),
+    ]
+    assert warnings[1] == {
+        "service": "contoso-apim",
+        "hostName": "soon.example",
+        "thumbprint": "SOON.EXAMPLE",
+        "subject": "CN=soon.example",
+        "expiresAt": "2026-12-09T00:00:00Z",
+        "daysLeft": 9,
+    }
