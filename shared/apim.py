@@ -19,7 +19,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.rest import HttpRequest
 
 from shared.errors import ApimRequestFailed, OperationInProgress
-from shared.manifest import service_settings
+from shared.manifest import diagnostic_settings, service_settings
 from shared.naming import ServiceId
 from shared.settings import AccessType
 
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Tiers on which APIM offers backup and restore (the seed document; v2 tiers and
 # Consumption have neither).
 BACKUP_TIERS = frozenset({"Developer", "Basic", "Standard", "Premium"})
+DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Apim:
         # Operation URLs are only ever followed on Resource Manager's own host: the bearer
         # token must not go wherever a (writable) table row happens to point.
         self._origin = _origin(endpoint)
+        self._endpoint = endpoint.rstrip("/")
 
     def _client(self, service: ServiceId) -> ApiManagementClient:
         return self._client_for(service.subscription_id)
@@ -137,6 +139,38 @@ class Apim:
                 f"Resource Manager is unreachable: {type(exc).__name__}"
             ) from None
         return service_settings(raw)
+
+    def diagnostic_settings(self, service: ServiceId) -> list[dict[str, Any]]:
+        """The service's Azure Monitor diagnostic settings (allow-listed), in one GET. Needs
+        Microsoft.Insights/diagnosticSettings/read (Monitoring Reader), which the APIM
+        roles do not hold: a refusal is an ApimRequestFailed for the caller to note."""
+        url = (
+            f"{self._endpoint}{service.resource_id}/providers/Microsoft.Insights/"
+            f"diagnosticSettings?api-version={DIAGNOSTIC_SETTINGS_API}"
+        )
+        try:
+            response = self._client(service)._send_request(HttpRequest("GET", url))
+        except AzureError as exc:
+            raise ApimRequestFailed(
+                f"Resource Manager is unreachable: {type(exc).__name__}"
+            ) from None
+        if response.status_code != 200:
+            raise ApimRequestFailed(arm_error_message(response.text(), response.status_code))
+        try:
+            answer = response.json()
+        except ValueError:
+            raise ApimRequestFailed("Resource Manager answered no JSON") from None
+        return diagnostic_settings(answer)
+
+    def try_diagnostic_settings(
+        self, service: ServiceId
+    ) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """The diagnostic settings, or None and why they could not be read."""
+        try:
+            return self.diagnostic_settings(service), None
+        except ApimRequestFailed as exc:
+            log.warning("Diagnostic settings of %s unreadable: %s", service.name, exc.message)
+            return None, exc.message
 
     def start_backup(self, service: ServiceId, target: StorageTarget, backup_name: str) -> str:
         return self._start("begin_backup", service, target, backup_name)

@@ -76,7 +76,7 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         on_refused=lambda: runtime.ledger.delete(record),
         on_failed=failed,
     )
-    manifest = _write_manifest(runtime, record, info.settings)
+    manifest = _write_manifest(runtime, service, record, info.settings)
     record = _record_url(runtime, record, operation.operation_url, manifest)
     log.info(
         "Backup %s of %s started (operation %s, %s)",
@@ -89,18 +89,24 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
 
 
 def _write_manifest(
-    runtime: Runtime, record: BackupRecord, settings: Mapping[str, Any]
+    runtime: Runtime, service: ServiceId, record: BackupRecord, settings: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Write the settings manifest beside the backup; the ledger changes that name it (or
-    say why there is none). Never raises: the backup itself is already under way, and the
+    """Write the settings manifest beside the backup: the pre-checks' service GET, plus one
+    GET of its Azure Monitor diagnostic settings. The ledger changes that name it (or say
+    why there is none). Never raises: the backup itself is already under way, and the
     next backup writes a manifest of its own."""
     name = manifest.manifest_blob_name(record.backup_name)
     if not settings:
         return {"manifest_error": "Resource Manager's answer held no settings to record"}
-    document = manifest.manifest_document(
-        record.backup_name, record.service_id, record.created_at, settings
-    )
     try:
+        diagnostics, why = runtime.apim.try_diagnostic_settings(service)
+        document = manifest.manifest_document(
+            record.backup_name,
+            record.service_id,
+            record.created_at,
+            {**settings, "diagnosticSettings": diagnostics},
+            {"diagnosticSettings": why} if why else None,
+        )
         runtime.blobs.write_json(name, document)
     except Exception as exc:
         log.warning("Manifest %s could not be written: %s", name, type(exc).__name__)

@@ -304,6 +304,44 @@ def _simple_drift(
     return items
 
 
+def _destination(setting: Mapping[str, Any]) -> str:
+    for key in ("workspaceId", "storageAccountId", "eventHubAuthorizationRuleId"):
+        if setting.get(key):
+            return str(setting[key])
+    return str(setting.get("marketplacePartnerId") or "an unknown destination")
+
+
+def _diagnostics_drift(
+    source: Mapping[str, Any], target: Mapping[str, Any], name: str
+) -> list[DriftItem]:
+    """Azure Monitor diagnostic settings of the source missing (by name) on the target.
+    Unknown on either side (not readable: no Monitoring Reader role) is not drift."""
+    ours, theirs = source.get("diagnosticSettings"), target.get("diagnosticSettings")
+    if ours is None or theirs is None:
+        return []
+    present = {str(d.get("name") or "").lower() for d in theirs}
+    items: list[DriftItem] = []
+    for setting in sorted(ours, key=lambda d: str(d.get("name") or "")):
+        label = str(setting.get("name") or "")
+        if label.lower() in present:
+            continue
+        categories = [
+            str(entry.get("category") or entry.get("categoryGroup"))
+            for entry in setting.get("logs") or []
+            if entry.get("enabled")
+        ]
+        items.append(
+            _item(
+                f"diagnosticSettings[{label}]",
+                _destination(setting),
+                None,
+                f"Azure Monitor diagnostic setting {label} (to {_destination(setting)}, logs: "
+                f"{', '.join(categories) or 'none'}) is not on {name}: create it there.",
+            )
+        )
+    return items
+
+
 def compare(
     source: Mapping[str, Any], target: Mapping[str, Any], target_name: str
 ) -> list[DriftItem]:
@@ -314,6 +352,7 @@ def compare(
         *_ca_drift(source, target, target_name),
         *_custom_property_drift(source, target, target_name),
         *_simple_drift(source, target, target_name),
+        *_diagnostics_drift(source, target, target_name),
     ]
 
 
@@ -357,7 +396,9 @@ def restore_drift(runtime: Runtime, operation: OperationRecord) -> OperationReco
                 drift=None, drift_error=f"No drift computed: {record.manifest_blob} is missing"
             )
         target = ServiceId.parse(operation.service_id)
-        found = bounded(compare(source, runtime.apim.settings_of(target), target.name))
+        current = runtime.apim.settings_of(target)
+        current["diagnosticSettings"] = runtime.apim.try_diagnostic_settings(target)[0]
+        found = bounded(compare(source, current, target.name))
     except Exception as exc:
         log.warning(
             "Drift of restore %s not computed: %s", operation.operation_id, type(exc).__name__

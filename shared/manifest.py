@@ -83,6 +83,18 @@ _RESOURCE: Spec = {
     "zones": [SCALAR],
 }
 
+# Azure Monitor diagnostic settings of the service (Microsoft.Insights/diagnosticSettings).
+_DIAGNOSTIC_SETTING: Spec = {
+    "workspaceId": SCALAR,
+    "storageAccountId": SCALAR,
+    "eventHubAuthorizationRuleId": SCALAR,  # the rule's resource id, not its keys
+    "eventHubName": SCALAR,
+    "marketplacePartnerId": SCALAR,
+    "logAnalyticsDestinationType": SCALAR,
+    "logs": [{"category": SCALAR, "categoryGroup": SCALAR, "enabled": SCALAR}],
+    "metrics": [{"category": SCALAR, "enabled": SCALAR}],
+}
+
 # Protocols and ciphers: ARM's customProperties keys under these prefixes, true/false only.
 CUSTOM_PROPERTY_PREFIXES = (
     "Microsoft.WindowsAzure.ApiManagement.Gateway.Security.Protocols.",
@@ -188,15 +200,37 @@ def service_settings(resource: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def diagnostic_settings(answer: Any) -> list[dict[str, Any]]:
+    """The service's Azure Monitor diagnostic settings, from the JSON of
+    ``GET {service}/providers/Microsoft.Insights/diagnosticSettings``."""
+    items = answer.get("value") if isinstance(answer, Mapping) else None
+    found: list[dict[str, Any]] = []
+    for item in items[:MAX_ITEMS] if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        name = item.get("name")
+        setting = {"name": name if isinstance(name, str) and len(name) <= 260 else None}
+        setting.update(_copy(item.get("properties"), _DIAGNOSTIC_SETTING))
+        found.append(setting)
+    return found
+
+
 def manifest_document(
-    backup_name: str, service_id: str, captured_at: datetime, settings: Mapping[str, Any]
+    backup_name: str,
+    service_id: str,
+    captured_at: datetime,
+    settings: Mapping[str, Any],
+    unavailable: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The manifest blob's content. ``unavailable`` names the parts that could not be
+    read (their setting is null) and why."""
     return {
         "format": MANIFEST_FORMAT,
         "backupName": backup_name,
         "serviceId": service_id,
         "capturedAt": iso(captured_at),
         "settings": dict(settings),
+        "unavailable": dict(unavailable or {}),
     }
 
 

@@ -31,6 +31,10 @@ TLS10 = GW + "Security.Protocols.Tls10"
 HTTP2 = GW + "Protocols.Server.Http2"
 SOURCE_THUMBPRINT = "8E1D6A3C0F4B2A9D7C6E5F4A3B2C1D0E9F8A7B6C"
 CA_THUMBPRINT = "1A2B3C4D5E6F708192A3B4C5D6E7F8091A2B3C4D"
+WORKSPACE = (
+    "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-apim/providers/"
+    "Microsoft.OperationalInsights/workspaces/law-contoso"
+)
 
 
 def post_restore(body: dict[str, Any]):
@@ -96,9 +100,11 @@ def test_each_backup_has_a_manifest_with_no_secret_even_when_arm_answers_one(pro
     response = function_app.start_backup(http("POST", "backups", b'{"service": "contoso-apim"}'))
     assert response.status_code == 202
     name = body_of(response)["backupName"]
-    # ...and the manifest reused the pre-checks' GET: one read of the service per backup.
+    # ...and the manifest reused the pre-checks' GET: one read of the service per backup,
+    # and one of its diagnostic settings.
     service_path = product.stack.service_id("contoso-apim")
     assert len([r for r in product.arm_requests("GET") if r["path"] == service_path]) == 1
+    assert len(product.arm_requests("GET", "/providers/Microsoft.Insights/")) == 1
     finish_running(product.runtime)
 
     manifest_name = f"{name}.manifest.json"
@@ -139,6 +145,16 @@ def test_each_backup_has_a_manifest_with_no_secret_even_when_arm_answers_one(pro
     assert settings["identity"] == {"type": "SystemAssigned", "userAssignedIdentities": []}
     assert settings["virtualNetworkType"] == "None"
     assert settings["sku"] == {"name": "Developer", "capacity": 1}
+    assert settings["diagnosticSettings"] == [
+        {
+            "name": "apim-to-log-analytics",
+            "workspaceId": WORKSPACE,
+            "logAnalyticsDestinationType": "Dedicated",
+            "logs": [{"categoryGroup": "allLogs", "enabled": True}],
+            "metrics": [{"category": "AllMetrics", "enabled": True}],
+        }
+    ]
+    assert manifest["unavailable"] == {}
 
     row = product.runtime.ledger.table.get_entity("contoso-apim", name)
     assert row["ManifestBlob"] == manifest_name
@@ -235,6 +251,13 @@ EXPECTED_DRIFT = [
         "action": "contoso-standby has no UserAssigned managed identity: enable it and grant it "
         "what the source's has (Key Vault certificates and named values, backends).",
     },
+    {
+        "setting": "diagnosticSettings[apim-to-log-analytics]",
+        "source": WORKSPACE,
+        "target": None,
+        "action": "Azure Monitor diagnostic setting apim-to-log-analytics (to "
+        f"{WORKSPACE}, logs: allLogs) is not on contoso-standby: create it there.",
+    },
 ]
 
 
@@ -269,7 +292,7 @@ def test_standby_sync_into_a_standby_with_other_settings_gives_the_exact_drift(
     assert body_of(response)["driftError"] is None
     logged = [r.getMessage() for r in caplog.records if r.name == "shared.drift"]
     assert len(logged) == 1
-    assert f"Restore of {name} into contoso-standby (standby): 5 setting(s) differ" in logged[0]
+    assert f"Restore of {name} into contoso-standby (standby): 6 setting(s) differ" in logged[0]
     assert "TLS 1.0 is enabled on the source, not on the target" in logged[0]
     # As APIM does, the restore left the standby's own settings alone.
     standby_after = product.stack.control.service("contoso-standby")
@@ -290,7 +313,10 @@ def test_a_restore_into_a_matching_standby_gives_an_empty_drift(
     ]
     standby["certificates"] = source["certificates"]
     standby["customProperties"] = source["customProperties"]
-    product.stack.control.patch_service("contoso-standby", {"properties": standby})
+    diagnostics = product.stack.control.service("contoso-apim")["diagnosticSettings"]
+    product.stack.control.patch_service(
+        "contoso-standby", {"properties": standby, "diagnosticSettings": diagnostics}
+    )
     name = backed_up(product)
 
     started = post_restore({"backupName": name, "targetService": "contoso-standby"})
@@ -359,3 +385,19 @@ def test_pruning_deletes_the_manifest_with_its_backup_and_never_calls_it_an_orph
     assert [p["backupName"] for p in result["pruned"]] == [old]
     assert result["orphans"] == [] and result["errors"] == []
     assert blob_names(product) == {fresh, f"{fresh}.manifest.json"}
+
+
+def test_diagnostic_settings_that_may_not_be_read_are_noted_and_not_drift(product: Product):
+    # Without Monitoring Reader, Resource Manager refuses the diagnostic settings.
+    product.stack.control.inject_fault(
+        method="GET", path_contains="/diagnosticSettings", status=403, times=2
+    )
+    name = backed_up(product)
+    manifest = body_of(get_backup(name))["manifest"]
+    assert manifest["settings"]["diagnosticSettings"] is None
+    assert manifest["unavailable"] == {"diagnosticSettings": "Forbidden: Injected fault."}
+    assert manifest["settings"]["hostnameConfigurations"]  # the rest was recorded
+
+    started = body_of(post_restore({"backupName": name, "targetService": "contoso-apim"}))
+    done = body_of(get_operation(started["operationId"]))
+    assert done["status"] == "Succeeded" and done["drift"] == []

@@ -131,3 +131,26 @@ def test_bounded_cuts_a_long_list_and_says_so():
     assert cut[-1]["setting"] == "drift"
     assert f"{200 - (len(cut) - 1)} more difference(s)" in str(cut[-1]["action"])
     assert bounded(items[:3]) == items[:3]
+
+
+def test_diagnostic_settings_missing_on_the_target_and_unknown_sides():
+    ours = {
+        "diagnosticSettings": [
+            {"name": "to-law", "workspaceId": "/w/law", "logs": [{"category": "GatewayLogs",
+             "enabled": True}, {"category": "WebSocketConnectionLogs", "enabled": False}]},
+            {"name": "to-hub", "eventHubAuthorizationRuleId": "/eh/rule"},
+        ]
+    }  # fmt: skip
+    theirs = {"diagnosticSettings": [{"name": "TO-HUB", "storageAccountId": "/s/other"}]}
+    assert compare(ours, theirs, "standby") == [
+        {
+            "setting": "diagnosticSettings[to-law]",
+            "source": "/w/law",
+            "target": None,
+            "action": "Azure Monitor diagnostic setting to-law (to /w/law, logs: GatewayLogs) "
+            "is not on standby: create it there.",
+        }
+    ]
+    # Not readable on one side (no Monitoring Reader): nothing to say.
+    assert compare(ours, {"diagnosticSettings": None}, "standby") == []
+    assert compare({"diagnosticSettings": None}, theirs, "standby") == []

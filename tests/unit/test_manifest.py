@@ -10,6 +10,7 @@ from shared.manifest import (
     backup_of_manifest,
     certificates,
     custom_properties,
+    diagnostic_settings,
     expiring_certificates,
     manifest_blob_name,
     parse_time,
@@ -207,3 +208,35 @@ def test_expiring_certificates_warns_within_the_window_only():
         "expiresAt": "2026-12-09T00:00:00Z",
         "daysLeft": 9,
     }
+
+
+def test_diagnostic_settings_keep_destinations_and_categories_only():
+    answer = {
+        "value": [
+            {
+                "id": "/x/providers/microsoft.insights/diagnosticSettings/to-law",
+                "name": "to-law",
+                "properties": {
+                    "workspaceId": "/w/law",
+                    "eventHubAuthorizationRuleId": "/eh/rule",
+                    "eventHubConnectionString": f"Endpoint=sb://x;SharedAccessKey={SECRET}",
+                    "storageAccountSasToken": SECRET,
+                    "logs": [{"category": "GatewayLogs", "enabled": True, "key": SECRET}],
+                    "metrics": [{"category": "AllMetrics", "enabled": False}],
+                },
+            },
+            "not an object",
+        ]
+    }
+    found = diagnostic_settings(answer)
+    assert SECRET not in json.dumps(found)
+    assert found == [
+        {
+            "name": "to-law",
+            "workspaceId": "/w/law",
+            "eventHubAuthorizationRuleId": "/eh/rule",
+            "logs": [{"category": "GatewayLogs", "enabled": True}],
+            "metrics": [{"category": "AllMetrics", "enabled": False}],
+        }
+    ]
+    assert diagnostic_settings({"value": "nope"}) == [] and diagnostic_settings(None) == []
