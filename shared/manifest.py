@@ -25,8 +25,10 @@ from shared.model import utc
 
 MANIFEST_FORMAT = "apim-backup-manifest/1"
 MANIFEST_SUFFIX = ".manifest.json"
-# The ledger keeps a copy of the certificate metadata, so that health needs no blob read.
-MAX_CERTIFICATES = 50
+# The ledger keeps a copy of the certificate metadata, so that health needs no blob read:
+# bounded so that it always fits one table property (32K characters).
+MAX_CERTIFICATES = 30
+MAX_CERTIFICATE_FIELD = 256
 MAX_STRING = 2048  # a longer "value" is not a setting but data: it is dropped
 MAX_ITEMS = 100
 _FRACTION = re.compile(r"\.(\d+)")  # fromisoformat takes at most six fractional digits
@@ -268,11 +270,14 @@ def certificates(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _certificate(host_name: Any, cert: Mapping[str, Any]) -> dict[str, Any]:
+    def short(value: Any) -> str | None:
+        return None if value is None else str(value)[:MAX_CERTIFICATE_FIELD]
+
     expiry = parse_time(cert.get("expiry"))
     return {
-        "hostName": host_name,
-        "thumbprint": cert.get("thumbprint"),
-        "subject": cert.get("subject"),
+        "hostName": short(host_name),
+        "thumbprint": short(cert.get("thumbprint")),
+        "subject": short(cert.get("subject")),
         "expiresAt": iso(expiry) if expiry else None,
     }
 

@@ -240,3 +240,54 @@ def test_diagnostic_settings_keep_destinations_and_categories_only():
         }
     ]
     assert diagnostic_settings({"value": "nope"}) == [] and diagnostic_settings(None) == []
+
+
+def test_the_ledger_copy_of_the_certificates_fits_one_table_property():
+    long = "x" * 2000
+    hostnames = [
+        {"hostName": f"{i}{long}", "certificate": {"thumbprint": long, "subject": long,
+         "expiry": "2027-01-01T00:00:00Z"}}
+        for i in range(200)
+    ]  # fmt: skip
+    found = certificates({"hostnameConfigurations": hostnames})
+    assert len(found) == 30
+    assert len(json.dumps(found)) < 32_000
+
+
+def test_ledger_and_operation_rows_carry_the_new_columns():
+    from shared.model import (
+        BackupRecord,
+        OperationKind,
+        OperationRecord,
+        Status,
+        Trigger,
+    )
+
+    now = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    cert = {"hostName": "a", "thumbprint": "T", "subject": "CN=a", "expiresAt": "2027-01-01Z"}
+    record = BackupRecord(
+        service="a", backup_name="a-20261129T020000Z.apimbackup", service_id="/id",
+        storage_account="acct", container="c", status=Status.RUNNING, trigger=Trigger.CLI,
+        created_at=now, sku="Developer",
+        manifest_blob="a-20261129T020000Z.apimbackup.manifest.json", certificates=(cert,),
+    )  # fmt: skip
+    entity = record.to_entity()
+    assert entity["ManifestBlob"] == record.manifest_blob and "ManifestError" not in entity
+    assert BackupRecord.from_entity(entity) == record
+    assert record.to_api(now)["manifestBlob"] == record.manifest_blob
+    failed = record.with_changes(manifest_blob=None, manifest_error="why", certificates=())
+    assert BackupRecord.from_entity(failed.to_entity()) == failed
+
+    drift = ({"setting": "s", "source": "1", "target": None, "action": "do"},)
+    operation = OperationRecord(
+        operation_id="0" * 32, kind=OperationKind.RESTORE, service="b", service_id="/b",
+        backup_name=record.backup_name, status=Status.RUNNING, trigger=Trigger.HTTP,
+        created_at=now, source_service="a",
+    )  # fmt: skip
+    assert "drift" not in operation.to_api("u")  # not while running
+    done = operation.with_changes(status=Status.SUCCEEDED, drift=drift)
+    assert OperationRecord.from_entity(done.to_entity()) == done
+    assert done.to_api("u")["drift"] == list(drift) and done.to_api("u")["driftError"] is None
+    unknown = operation.with_changes(status=Status.SUCCEEDED, drift_error="no manifest")
+    assert OperationRecord.from_entity(unknown.to_entity()).drift is None
+    assert unknown.to_api("u")["drift"] is None
