@@ -76,8 +76,8 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         on_refused=lambda: runtime.ledger.delete(record),
         on_failed=failed,
     )
-    manifest = _write_manifest(runtime, service, record, info.settings)
-    record = _record_url(runtime, record, operation.operation_url, manifest)
+    noted = _write_manifest(runtime, service, record, info.settings)
+    record = _record_url(runtime, record, operation.operation_url, noted)
     log.info(
         "Backup %s of %s started (operation %s, %s)",
         record.backup_name,

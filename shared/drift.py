@@ -22,7 +22,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import ProductError
 from shared.manifest import parse_time
+from shared.naming import ServiceId, parse_backup_name
 
 if TYPE_CHECKING:
     from shared.model import OperationRecord
@@ -379,8 +381,6 @@ def bounded(items: Sequence[DriftItem], max_chars: int = MAX_DRIFT_CHARS) -> lis
 def restore_drift(runtime: Runtime, operation: OperationRecord) -> OperationRecord:
     """A succeeded restore with its drift (or why there is none) noted. Never raises: the
     restore has succeeded whatever this finds."""
-    from shared.naming import ServiceId, parse_backup_name
-
     try:
         source_key = operation.source_service or parse_backup_name(operation.backup_name).service
         record = runtime.ledger.get(source_key, operation.backup_name)
@@ -399,6 +399,10 @@ def restore_drift(runtime: Runtime, operation: OperationRecord) -> OperationReco
         current = runtime.apim.settings_of(target)
         current["diagnosticSettings"] = runtime.apim.try_diagnostic_settings(target)[0]
         found = bounded(compare(source, current, target.name))
+    except ProductError as exc:  # Resource Manager refused or could not be reached
+        return operation.with_changes(
+            drift=None, drift_error=f"No drift computed: {exc.message}"[:MAX_FIELD_CHARS]
+        )
     except Exception as exc:
         log.warning(
             "Drift of restore %s not computed: %s", operation.operation_id, type(exc).__name__

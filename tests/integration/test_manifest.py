@@ -401,3 +401,23 @@ def test_diagnostic_settings_that_may_not_be_read_are_noted_and_not_drift(produc
     started = body_of(post_restore({"backupName": name, "targetService": "contoso-apim"}))
     done = body_of(get_operation(started["operationId"]))
     assert done["status"] == "Succeeded" and done["drift"] == []
+
+
+def test_a_target_that_cannot_be_read_leaves_the_restore_succeeded_without_drift(
+    product: Product,
+):
+    name = backed_up(product)
+    started = body_of(post_restore({"backupName": name, "targetService": "contoso-standby"}))
+    product.stack.control.inject_fault(
+        method="GET", path_contains="/service/contoso-standby?", status=403
+    )
+
+    done = get_operation(started["operationId"])
+
+    assert done.status_code == 200
+    assert body_of(done)["status"] == "Succeeded"
+    assert body_of(done)["drift"] is None
+    assert body_of(done)["driftError"] == (
+        "No drift computed: Reading contoso-standby from Resource Manager failed: "
+        "Forbidden: Injected fault."
+    )
