@@ -130,14 +130,16 @@ def _hostname_drift(
             continue
         mine, yours = _thumbprint(ours), _thumbprint(other)
         if mine and mine != yours:
-            cert = ours.get("certificate") or {}
+            theirs_now = f"thumbprint {yours}, expires {_expiry(other.get('certificate') or {})}"
             items.append(
                 _item(
                     f"{setting}.certificate",
                     mine,
                     yours,
-                    f"The certificate of {host} on {name} is not the source's (thumbprint "
-                    f"{mine}, expires {_expiry(cert)}): bind the same certificate on {name}.",
+                    f"The certificate of {host} on {name} ({theirs_now if yours else 'none'}) "
+                    f"is not the source's (thumbprint {mine}, expires "
+                    f"{_expiry(ours.get('certificate') or {})}): bind the same certificate "
+                    f"on {name}.",
                 )
             )
         for field in ("negotiateClientCertificate", "defaultSslBinding"):

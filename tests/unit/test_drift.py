@@ -109,7 +109,11 @@ def test_a_different_certificate_and_binding_on_a_shared_hostname():
             "True",
         ),
     ]
-    assert "expires 2027-01-31" in str(drift[0]["action"])
+    assert drift[0]["action"] == (
+        "The certificate of api.contoso.com on standby (thumbprint DEF, expires 2026-12-31) "
+        "is not the source's (thumbprint ABC, expires 2027-01-31): bind the same certificate "
+        "on standby."
+    )
 
 
 def test_a_protocol_left_at_its_default_is_not_drift():
