@@ -81,3 +81,15 @@ class BackupNameUnavailable(ProductError):
     """Every name in a minute is taken: a clock or ledger problem, not a busy service."""
 
     status, code = 503, "BackupNameUnavailable"
+
+
+class Unauthenticated(ProductError):
+    """API_AUTH=entra and no authenticated caller reached the app (shared/auth.py)."""
+
+    status, code = 401, "Unauthenticated"
+
+
+class RestoreRoleRequired(ProductError):
+    """API_AUTH=entra and the caller lacks the ApimBackup.Restore app role."""
+
+    status, code = 403, "RestoreRoleRequired"
