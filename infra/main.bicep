@@ -167,13 +167,14 @@ param softDeleteRetentionDays int = 14
 // --- ransomware-safe backups (infra/README.md, "Ransomware-safe backups") ---
 
 @allowed([
+  ''
   'Standard_ZRS'
   'Standard_GRS'
   'Standard_RAGRS'
   'Standard_GZRS'
   'Standard_RAGZRS'
 ])
-@description('Optional. Redundancy of a new backup account: ZRS (three zones) or GRS/GZRS (a copy in the paired region).')
+@description('Optional. Redundancy of a new backup account: ZRS (three zones) or GRS/GZRS (a copy in the paired region); never LRS. Empty means Standard_GRS.')
 param backupStorageSku string = 'Standard_GRS'
 
 @description('Optional. Blob versioning on a new backup account.')
@@ -249,6 +250,7 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 // Bicep parser cannot read a ternary broken over lines.
 var accessType = backupAccessType == 'UserAssignedManagedIdentity' ? 'UserAssignedManagedIdentity' : (backupAccessType == 'AccessKey' ? 'AccessKey' : 'SystemAssignedManagedIdentity')
 var apiAuthMode = apiAuth == 'entra' ? 'entra' : 'functionKey'
+var backupSku = empty(backupStorageSku) ? 'Standard_GRS' : backupStorageSku
 var containerName = empty(backupContainerName) ? 'apim-backups' : backupContainerName
 var ledgerTable = empty(ledgerTableName) ? 'apimbackups' : ledgerTableName
 var operationsTable = empty(operationsTableName) ? 'apimoperations' : operationsTableName
@@ -381,7 +383,7 @@ module backupStorage 'app/backup-storage.bicep' = {
     containerName: containerName
     ledgerTableName: ledgerTable
     operationsTableName: operationsTable
-    skuName: backupStorageSku
+    skuName: backupSku
     blobVersioning: backupBlobVersioning
     softDeleteRetentionDays: softDeleteRetentionDays
     immutabilityDays: immutabilityDays

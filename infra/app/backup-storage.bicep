@@ -37,14 +37,10 @@ param ledgerTableName string
 @description('Required. Table for restores, locks and other bookkeeping.')
 param operationsTableName string
 
-@allowed([
-  'Standard_ZRS'
-  'Standard_GRS'
-  'Standard_RAGRS'
-  'Standard_GZRS'
-  'Standard_RAGZRS'
-])
-@description('Optional. Redundancy of a new account: zone-redundant (ZRS) or geo-redundant (GRS, GZRS; RA- adds read access in the paired region). No LRS: one datacenter is not a disaster-recovery copy.')
+// No @allowed here (main.bicep's list, with '' for azd's unset variable, would not fit
+// it); main.bicep allows only these: Standard_ZRS, Standard_GRS, Standard_RAGRS,
+// Standard_GZRS, Standard_RAGZRS. No LRS: one datacenter is not a disaster-recovery copy.
+@description('Optional. Redundancy of a new account: zone-redundant (ZRS) or geo-redundant (GRS, GZRS; RA- adds read access in the paired region).')
 param skuName string = 'Standard_GRS'
 
 @description('Optional. Blob versioning on a new account: an overwritten or deleted backup stays as a previous version (deleted by the lifecycle rule below).')
