@@ -120,6 +120,7 @@ def evaluate(report: Any, accepted: dict[tuple[str, str], Accepted]) -> tuple[li
         for check in block.get("results", {}).get("failed_checks", [])
         if (str(check["check_id"]), _where(check)) in accepted
     )
+    lines.sort()
     lines.insert(
         0,
         f"checkov: {totals['passed']} passed, {unaccepted} failed, "
