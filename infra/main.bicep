@@ -273,11 +273,14 @@ var restoreIds = empty(restoreIdsGiven) ? apimIds : restoreIdsGiven
 var apimIdsLower = [for id in apimIds: toLower(id)]
 var restoreIdsLower = [for id in restoreIds: toLower(id)]
 var accessIds = union(apimIdsLower, restoreIdsLower)
-// Where the custom APIM roles may be assigned: the services' resource groups.
+// Where the custom APIM roles may be assigned: the services' resource groups, plus this
+// deployment's subscription, where the definitions are created (a definition's own
+// scope should be among its assignable scopes). Assignable is not assigned: the
+// function gets them on its services only.
 var sourceGroups = [for id in apimIdsLower: '/subscriptions/${split(id, '/')[2]}/resourcegroups/${split(id, '/')[4]}']
 var restoreGroups = [for id in restoreIdsLower: '/subscriptions/${split(id, '/')[2]}/resourcegroups/${split(id, '/')[4]}']
-var sourceScopes = union(sourceGroups, sourceGroups)
-var restoreScopes = union(restoreGroups, restoreGroups)
+var sourceScopes = union([subscription().id], sourceGroups)
+var restoreScopes = union([subscription().id], restoreGroups)
 var operatorRole = 'e022efe7-f5ba-4159-bbe4-b44f577e9b61' // API Management Service Operator Role
 var extraActionGroupIds = filter(split(alertActionGroupIds, idSeparators), id => length(trim(id)) > 0)
 
@@ -549,7 +552,7 @@ module apimUserIdentityStorageRoles 'app/container-roles.bicep' = if (useApimUse
   }
 }
 
-module keyVaultAccess 'app/key-vault-access.bicep' = if (useAccessKey && !empty(backupStorageKeyVaultId)) {
+module keyVaultAccess 'app/key-vault-access.bicep' = if (useAccessKey && !empty(backupStorageKeyVaultId) && !empty(backupStorageKeySecretUri)) {
   name: 'backup-key-vault-access-${resourceToken}'
   scope: resourceGroup(keyVaultIdParts[2], keyVaultIdParts[4])
   params: {

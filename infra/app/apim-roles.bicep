@@ -8,10 +8,10 @@ targetScope = 'subscription'
 @description('Required. Short, unique suffix for the role names (custom role names are unique per tenant).')
 param nameSuffix string
 
-@description('Required. Resource group IDs where the backup-source role may be assigned.')
+@description('Required. Scopes (this subscription and the services\' resource groups) where the backup-source role may be assigned.')
 param sourceScopes array
 
-@description('Required. Resource group IDs where the restore-target role may be assigned.')
+@description('Required. Scopes (this subscription and the restore targets\' resource groups) where the restore-target role may be assigned.')
 param restoreScopes array
 
 // Actions both roles need, each for one call of the product:
