@@ -22,6 +22,10 @@ var readActions = [
   // GET .../workspaceLinks: the workspace-gateway pre-check (backup and restore are
   // refused by APIM while a workspace gateway exists).
   'Microsoft.ApiManagement/service/workspaceLinks/read'
+  // GET {service}/providers/Microsoft.Insights/diagnosticSettings: the service's Azure
+  // Monitor settings, which APIM's backup omits, go into the settings manifest (source)
+  // and the drift check after a restore (target).
+  'Microsoft.Insights/diagnosticSettings/read'
 ]
 
 resource sourceRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {

@@ -432,6 +432,8 @@ def test_custom_apim_roles_hold_exactly_the_actions_the_product_calls() -> None:
     read = {
         "Microsoft.ApiManagement/service/read",
         "Microsoft.ApiManagement/service/workspaceLinks/read",
+        # The settings manifest and drift read the service's diagnostic settings.
+        "Microsoft.Insights/diagnosticSettings/read",
     }
     source, unexplained_source = _role_actions("sourceRole")
     restore, unexplained_restore = _role_actions("restoreRole")
@@ -461,6 +463,13 @@ def test_the_apim_code_calls_no_more_than_the_roles_allow() -> None:
         ("api_management_workspace_links", "list_by_service"),
     }
     assert calls and calls <= allowed, calls - allowed
+    # Requests sent by URL (the poll, the diagnostic settings) stay within the roles too.
+    providers = set(re.findall(r"providers/(Microsoft\.\w+)/", _code()))
+    assert providers <= {"Microsoft.ApiManagement", "Microsoft.Insights"}, providers
+
+
+def _code() -> str:
+    return "".join(p.read_text() for p in (REPO / "shared").glob("*.py"))
 
 
 # --- diagnostics ------------------------------------------------------------------------
