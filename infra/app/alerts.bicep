@@ -56,7 +56,8 @@ var signals = [
   }
 ]
 
-var receivers = [for (address, i) in split(alertEmail, ','): {
+var addresses = filter(split(alertEmail, ','), address => length(trim(address)) > 0)
+var receivers = [for (address, i) in addresses: {
   name: 'email-${i}'
   emailAddress: trim(address)
   useCommonAlertSchema: true

@@ -584,6 +584,17 @@ def test_one_alert_rule_per_signal_on_its_apptraces_message() -> None:
     assert "'service'" in text(object_properties(criterion.named_children[0])["dimensions"])
 
 
+def test_signals_are_never_sampled_out_of_application_insights() -> None:
+    # The signals are log records (AppTraces); adaptive sampling may drop traces under
+    # load, and an alert must not depend on luck.
+    host = json.loads((REPO / "host.json").read_text())
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = set(sampling["excludedTypes"].split(";"))
+    assert not sampling["isEnabled"] or "Trace" in excluded
+    levels = host["logging"]["logLevel"]
+    assert levels.get("Function", levels["default"]) in ("Information", "Warning", "Trace", "Debug")
+
+
 def test_action_group_only_with_an_alert_email() -> None:
     assert _condition("app/alerts.bicep", "actionGroup") == "(!empty(alertEmail))"
     tree = parse(INFRA / "app" / "alerts.bicep")
