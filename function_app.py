@@ -4,10 +4,11 @@ function of the core (``shared``), and turns the core's refusals into responses.
 from __future__ import annotations
 
 import logging
+import os
 
 import azure.functions as func
 
-from shared import backups, housekeeping, operations, restores
+from shared import auth, backups, housekeeping, operations, restores
 from shared.http import (
     accepted,
     bool_value,
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 # The SDKs log every request at INFO; keep the app's logs to what an operator reads.
 logging.getLogger("azure").setLevel(logging.WARNING)
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# Function keys, or anonymous behind App Service authentication (API_AUTH=entra): the
+# decorators need the level now, so it is read from the environment at import.
+app = func.FunctionApp(http_auth_level=auth.http_auth_level(os.environ))
 
 
 # Timers ---------------------------------------------------------------------------------
@@ -67,7 +70,7 @@ def start_backup(req: func.HttpRequest) -> func.HttpResponse:
         progress = operations.Progress(started.operation, operations.retry_after(started.operation))
         return accepted(req, progress)
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="backups", methods=["GET"])
@@ -83,7 +86,7 @@ def list_backups(req: func.HttpRequest) -> func.HttpResponse:
         now = runtime.clock()
         return json_response({"value": [r.to_api(now) for r in rows]})
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="backups/{backupName}", methods=["GET"])
@@ -92,7 +95,7 @@ def get_backup(req: func.HttpRequest) -> func.HttpResponse:
         name = req.route_params.get("backupName", "")
         return json_response(backups.backup_details(get_runtime(), name))
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="operations/{operationId}", methods=["GET"])
@@ -101,7 +104,7 @@ def get_operation(req: func.HttpRequest) -> func.HttpResponse:
         progress = operations.get_operation(get_runtime(), req.route_params.get("operationId", ""))
         return accepted(req, progress)
 
-    return handle(action)
+    return handle(action, req)
 
 
 # Restores: a function of its own, so that its key is its own --------------------------
@@ -119,7 +122,7 @@ def start_restore(req: func.HttpRequest) -> func.HttpResponse:
         started = restores.start_restore(runtime, request, Trigger.HTTP)
         return accepted(req, operations.Progress(started, operations.retry_after(started)))
 
-    return handle(action)
+    return handle(action, req, role=auth.RESTORE_ROLE)
 
 
 # Retention and health -------------------------------------------------------------------
@@ -132,7 +135,7 @@ def prune(req: func.HttpRequest) -> func.HttpResponse:
         dry_run = bool_value(req.params.get("dryRun"), "dryRun")
         return json_response(housekeeping.prune_now(get_runtime(), dry_run=dry_run))
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="health", methods=["GET"])
@@ -141,4 +144,4 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         report = backups.health(get_runtime())
         return json_response(report.body, 200 if report.healthy else 503)
 
-    return handle(action)
+    return handle(action, req)

@@ -102,3 +102,15 @@ class DependencyUnavailable(ProductError):
         super().__init__(
             f"{names.get(dependency, dependency)} cannot be reached: {cause}", dependency
         )
+
+
+class Unauthenticated(ProductError):
+    """API_AUTH=entra and no authenticated caller reached the app (shared/auth.py)."""
+
+    status, code = 401, "Unauthenticated"
+
+
+class RestoreRoleRequired(ProductError):
+    """API_AUTH=entra and the caller lacks the ApimBackup.Restore app role."""
+
+    status, code = 403, "RestoreRoleRequired"

@@ -18,8 +18,9 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared import errors
+from shared import auth, errors
 from shared.operations import Progress
+from shared.runtime import get_runtime
 from shared.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -219,9 +220,20 @@ def accepted(
     return json_response(body, 200)
 
 
-def handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
-    """Run a route's action; turn the core's refusals into ARM-shaped errors."""
+def handle(
+    action: Callable[[], func.HttpResponse],
+    req: func.HttpRequest | None = None,
+    *,
+    role: str | None = None,
+) -> func.HttpResponse:
+    """Run a route's action; turn the core's refusals into ARM-shaped errors.
+
+    With ``req``, the caller is checked first (API_AUTH, shared/auth.py): with entra,
+    an unauthenticated request, or one without ``role``, gets 401/403 and nothing runs.
+    """
     try:
+        if req is not None:
+            auth.authorize(req.headers, get_runtime().settings.api_auth, role)
         return action()
     except errors.ProductError as exc:
         if exc.status >= 500:

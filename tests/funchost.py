@@ -2,15 +2,23 @@
 served on loopback under /api/<route>, each demanding its own function key (or the host
 key) in ``x-functions-key`` or ``?code=``, as the real host does at AuthLevel.FUNCTION.
 
+With ``easy_auth`` it stands in for App Service authentication instead (API_AUTH=entra,
+routes anonymous): a request without a known ``Authorization: Bearer`` token gets 401
+before any function runs, a caller's own ``X-MS-CLIENT-PRINCIPAL*`` headers are removed,
+and the token's app roles reach the function in ``X-MS-CLIENT-PRINCIPAL`` (base64 JSON
+with ``claims``), as the platform passes them.
+
 The real host (Core Tools) cannot be installed here; this lets a real HTTP client (the
 runbook) talk to the real handlers.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,10 +58,24 @@ def http_routes() -> tuple[Route, ...]:
     return tuple(sorted(routes, key=lambda r: "{" in r.pattern.pattern))
 
 
+def client_principal(roles: Sequence[str], name: str = "caller") -> str:
+    """The X-MS-CLIENT-PRINCIPAL value App Service authentication sends for a caller."""
+    claims = [{"typ": "name", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    body = {"auth_typ": "aad", "name_typ": "name", "role_typ": "roles", "claims": claims}
+    return base64.b64encode(json.dumps(body).encode()).decode()
+
+
 class FunctionHost:
-    def __init__(self, function_keys: dict[str, str], host_key: str) -> None:
+    def __init__(
+        self,
+        function_keys: dict[str, str],
+        host_key: str,
+        *,
+        easy_auth: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.function_keys = function_keys
         self.host_key = host_key
+        self.easy_auth = easy_auth  # bearer token -> the caller's app roles
         self.calls: list[tuple[str, str, int]] = []
         # Answer this many status requests 503, as a host restarting or scaling would.
         self.unavailable = 0
@@ -110,12 +132,26 @@ class FunctionHost:
         request: BaseHTTPRequestHandler,
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
+        headers = dict(request.headers.items())
+        if self.easy_auth is not None:
+            headers = {
+                k: v
+                for k, v in headers.items()
+                if not k.lower().startswith("x-ms-client-principal")
+            }
+            scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token not in self.easy_auth:
+                return 401, {"WWW-Authenticate": "Bearer"}, b""
+            headers["X-MS-CLIENT-PRINCIPAL"] = client_principal(self.easy_auth[token])
         for route in http_routes():
             match = route.pattern.match(path)
             if match is None or method not in route.methods:
                 continue
             key = request.headers.get("x-functions-key") or params.pop("code", None)
-            if key not in (self.function_keys.get(route.name), self.host_key):
+            if self.easy_auth is None and key not in (
+                self.function_keys.get(route.name),
+                self.host_key,
+            ):
                 return 401, {}, b""
             if route.name == "get_operation" and self.unavailable > 0:
                 self.unavailable -= 1
@@ -123,7 +159,7 @@ class FunctionHost:
             req = func.HttpRequest(
                 method,
                 f"{self.url}{path}",
-                headers=dict(request.headers.items()),
+                headers=headers,
                 params=params,
                 route_params=match.groupdict(),
                 body=body,
