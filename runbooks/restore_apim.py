@@ -421,8 +421,8 @@ class Client:
             }
         return status, headers, payload
 
-    def start(self, route: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """POST the start; (status URL, 202 body). Refused unless 202."""
+    def start(self, route: str, body: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """POST the start; (status URL, the 202's headers, its body). Refused unless 202."""
         url = f"{self.base_url}/api/{route}"
         status, headers, payload = self._call("POST", url, body, for_status=False)
         if status == 0:
@@ -438,7 +438,7 @@ class Client:
             raise ClientError(
                 f"Operation {payload.get('operationId')} was started, but it is not followed: {exc}"
             ) from None
-        return status_url, payload
+        return status_url, headers, payload
 
     def status_url(self, operation_id: str) -> str:
         return status_url_for(self.base_url, f"/api/operations/{operation_id}")
@@ -485,13 +485,13 @@ class Client:
     def backup(self, service: str | None, *, wait: bool) -> dict[str, Any]:
         body = {"service": service} if service else {}
         self.log(f"Requesting a backup of {service or 'the configured service'}")
-        status_url, started = self.start("backups", body)
+        status_url, headers, started = self.start("backups", body)
         self.log(
             f"Backup started: operation {started.get('operationId')}, {started.get('backupName')}"
         )
         if not wait:
             return started
-        done = self.follow(status_url, what="backup")
+        done = self.follow(status_url, headers, what="backup")
         self.log(f"Backup {done.get('backupName')} of {done.get('service')} succeeded")
         return done
 
@@ -504,13 +504,13 @@ class Client:
         self.log(f"Requesting restore of {backup_name} into {target or 'its own service'}")
         if dry_run:
             return self._dry_run({**body, "dryRun": True})
-        status_url, started = self.start("restores", body)
+        status_url, headers, started = self.start("restores", body)
         self.log(
             f"Restore started: operation {started.get('operationId')} into {started.get('service')}"
         )
         if not wait:
             return started
-        done = self.follow(status_url, what="restore")
+        done = self.follow(status_url, headers, what="restore")
         self.log(f"Restore of {backup_name} into {done.get('service')} succeeded")
         for line in drift_lines(done):
             self.log(line)
