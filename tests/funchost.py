@@ -4,17 +4,10 @@ key) in ``x-functions-key`` or ``?code=``, as the real host does at AuthLevel.FU
 
 The real host (Core Tools) cannot be installed here; this lets a real HTTP client (the
 runbook) talk to the real handlers.
-
-With ``bearer_token`` it stands in for App Service authentication (Easy Auth, API_AUTH
-``entra``) instead: every route needs ``Authorization: Bearer <that token>``, function
-keys count for nothing, and the request reaches the handler with the platform's
-``X-MS-CLIENT-PRINCIPAL`` header (a caller's own copy of it is dropped, as Easy Auth does).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import threading
 from collections.abc import Callable
@@ -58,20 +51,10 @@ def http_routes() -> tuple[Route, ...]:
 
 
 class FunctionHost:
-    def __init__(
-        self,
-        function_keys: dict[str, str],
-        host_key: str,
-        bearer_token: str | None = None,
-        roles: tuple[str, ...] = ("ApimBackup.Restore",),
-    ) -> None:
+    def __init__(self, function_keys: dict[str, str], host_key: str) -> None:
         self.function_keys = function_keys
         self.host_key = host_key
-        self.bearer_token = bearer_token
-        self.roles = roles
         self.calls: list[tuple[str, str, int]] = []
-        # What each request carried to authenticate: (x-functions-key, Authorization).
-        self.credentials: list[tuple[str | None, str | None]] = []
         # Answer this many status requests 503, as a host restarting or scaling would.
         self.unavailable = 0
         host = self
@@ -127,41 +110,26 @@ class FunctionHost:
         request: BaseHTTPRequestHandler,
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
-        self.credentials.append(
-            (request.headers.get("x-functions-key"), request.headers.get("Authorization"))
-        )
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "x-ms-client-principal"}
         for route in http_routes():
             match = route.pattern.match(path)
             if match is None or method not in route.methods:
                 continue
-            if self.bearer_token is not None:
-                if request.headers.get("Authorization") != f"Bearer {self.bearer_token}":
-                    return 401, {}, b""
-                headers["X-MS-CLIENT-PRINCIPAL"] = self._principal()
-            else:
-                key = request.headers.get("x-functions-key") or params.pop("code", None)
-                if key not in (self.function_keys.get(route.name), self.host_key):
-                    return 401, {}, b""
+            key = request.headers.get("x-functions-key") or params.pop("code", None)
+            if key not in (self.function_keys.get(route.name), self.host_key):
+                return 401, {}, b""
             if route.name == "get_operation" and self.unavailable > 0:
                 self.unavailable -= 1
                 return 503, {"Retry-After": "1"}, b""
             req = func.HttpRequest(
                 method,
                 f"{self.url}{path}",
-                headers=headers,
+                headers=dict(request.headers.items()),
                 params=params,
                 route_params=match.groupdict(),
                 body=body,
             )
             response = route.handler(req)
-            answer = dict(response.headers.items())
-            answer.setdefault("Content-Type", response.mimetype or "application/json")
-            return response.status_code, answer, response.get_body()
+            headers = dict(response.headers.items())
+            headers.setdefault("Content-Type", response.mimetype or "application/json")
+            return response.status_code, headers, response.get_body()
         return 404, {}, b""
-
-    def _principal(self) -> str:
-        """The X-MS-CLIENT-PRINCIPAL Easy Auth adds: base64 JSON of the token's claims."""
-        claims = [{"typ": "roles", "val": role} for role in self.roles]
-        principal = {"auth_typ": "aad", "claims": claims, "role_typ": "roles"}
-        return base64.b64encode(json.dumps(principal).encode()).decode()

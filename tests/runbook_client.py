@@ -2,15 +2,19 @@
 
 The client is always run as its own process, under Python 3.10 when this machine has it
 (Automation's runtime for Python runbooks), so that a 3.11+ construct slipping into it
-fails a test. ``StubServer`` is a small recording HTTP(S) server on loopback for answers
+fails a test. ``RecordingHost`` is the stand-in Functions host that also records how each
+request authenticated, and with ``bearer_token`` stands in for App Service
+authentication. ``StubServer`` is a small recording HTTP(S) server on loopback for answers
 the real app never gives (a foreign status URL, a redirect, a managed identity endpoint).
 """
 
 from __future__ import annotations
 
+import base64
 import glob
 import json
 import os
+import secrets
 import shutil
 import ssl
 import subprocess
@@ -23,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.funchost import FunctionHost
 
 RUNBOOK = Path(__file__).resolve().parents[1] / "runbooks" / "restore_apim.py"
 
@@ -131,3 +137,60 @@ class StubServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class RecordingHost(FunctionHost):
+    """The stand-in host, recording each request's credentials: (x-functions-key,
+    Authorization).
+
+    With ``bearer_token`` it stands in for App Service authentication (Easy Auth, API_AUTH
+    ``entra``) instead of the key check: only ``Authorization: Bearer <bearer_token>``
+    gets through (401 otherwise, as the platform answers), function keys count for
+    nothing, and the handler sees the platform's ``X-MS-CLIENT-PRINCIPAL`` (base64 JSON of
+    the caller's claims, with ``roles``) in place of any the caller sent.
+    """
+
+    def __init__(
+        self,
+        function_keys: dict[str, str],
+        host_key: str,
+        bearer_token: str | None = None,
+        roles: tuple[str, ...] = ("ApimBackup.Restore",),
+    ) -> None:
+        super().__init__(function_keys, host_key)
+        self.bearer_token = bearer_token
+        self.roles = roles
+        self.credentials: list[tuple[str | None, str | None]] = []
+
+    def __enter__(self) -> RecordingHost:
+        super().__enter__()
+        return self
+
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        request: BaseHTTPRequestHandler,
+        body: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = request.headers
+        self.credentials.append((headers.get("x-functions-key"), headers.get("Authorization")))
+        if self.bearer_token is not None:
+            if headers.get("Authorization") != f"Bearer {self.bearer_token}":
+                return 401, {}, b""
+            del headers["X-MS-CLIENT-PRINCIPAL"], headers["x-functions-key"]
+            headers["X-MS-CLIENT-PRINCIPAL"] = self._principal()
+            # Past the platform, the key check is not the gate: let the base pass it.
+            params = {**params, "code": self.host_key}
+        return super()._dispatch(method, path, params, request, body)
+
+    def _principal(self) -> str:
+        claims = [{"typ": "roles", "val": role} for role in self.roles]
+        principal = {"auth_typ": "aad", "claims": claims, "role_typ": "roles"}
+        return base64.b64encode(json.dumps(principal).encode()).decode()
+
+
+def easy_auth_host(bearer_token: str) -> RecordingHost:
+    """A host that lets only this bearer token through; no key of it is ever handed out."""
+    return RecordingHost({}, host_key=secrets.token_hex(16), bearer_token=bearer_token)

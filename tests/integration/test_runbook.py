@@ -12,9 +12,8 @@ import pytest
 from shared.backups import start_backup
 from shared.model import Status, Trigger
 from shared.operations import finish_running
-from tests.funchost import FunctionHost
 from tests.integration.conftest import Product
-from tests.runbook_client import Seen, StubServer, run_client
+from tests.runbook_client import RecordingHost, Seen, StubServer, easy_auth_host, run_client
 
 pytestmark = pytest.mark.stack
 
@@ -25,13 +24,13 @@ KEYS = {"start_restore": RESTORE_KEY, "get_operation": STATUS_KEY, "start_backup
 
 
 @pytest.fixture
-def host(product: Product) -> Iterator[FunctionHost]:
-    with FunctionHost(KEYS, host_key="the-host-key") as served:
+def host(product: Product) -> Iterator[RecordingHost]:
+    with RecordingHost(KEYS, host_key="the-host-key") as served:
         yield served
 
 
 def run_runbook(
-    host: FunctionHost, *args: str, restore_key: str = RESTORE_KEY, status_key: str = STATUS_KEY
+    host: RecordingHost, *args: str, restore_key: str = RESTORE_KEY, status_key: str = STATUS_KEY
 ):
     """The Automation runbook's way in: positional parameters, variables."""
     env = {
@@ -62,7 +61,7 @@ def backed_up(product: Product) -> str:
 # -- the runbook (restores) ---------------------------------------------------------------
 
 
-def test_successful_restore_exits_zero(product: Product, host: FunctionHost):
+def test_successful_restore_exits_zero(product: Product, host: RecordingHost):
     name = backed_up(product)
     # One real second: the runbook sees the restore running, follows Retry-After, then done.
     product.stack.control.set_duration(1)
@@ -79,7 +78,7 @@ def test_successful_restore_exits_zero(product: Product, host: FunctionHost):
     assert {key for key, _ in host.credentials} == {RESTORE_KEY, STATUS_KEY}
 
 
-def test_transient_status_errors_are_asked_again(product: Product, host: FunctionHost):
+def test_transient_status_errors_are_asked_again(product: Product, host: RecordingHost):
     name = backed_up(product)
     host.unavailable = 2
     result = run_runbook(host, name, "contoso-standby")
@@ -88,7 +87,7 @@ def test_transient_status_errors_are_asked_again(product: Product, host: Functio
     assert sum(1 for _, _, status in host.calls if status == 503) == 2
 
 
-def test_refused_restore_fails_the_job_with_the_reason(product: Product, host: FunctionHost):
+def test_refused_restore_fails_the_job_with_the_reason(product: Product, host: RecordingHost):
     name = backed_up(product)
     result = run_runbook(host, name, "fabrikam-standby")
     assert result.returncode != 0
@@ -98,7 +97,7 @@ def test_refused_restore_fails_the_job_with_the_reason(product: Product, host: F
     assert product.arm_requests("POST", "/restore") == []
 
 
-def test_failed_restore_fails_the_job(product: Product, host: FunctionHost):
+def test_failed_restore_fails_the_job(product: Product, host: RecordingHost):
     name = backed_up(product)
     product.stack.control.fail_next_operation(
         "contoso-standby", "RestoreFailed", "Cannot restore: boom"
@@ -108,7 +107,7 @@ def test_failed_restore_fails_the_job(product: Product, host: FunctionHost):
     assert "Cannot restore: boom" in result.stderr
 
 
-def test_wrong_key_is_refused_by_the_host(product: Product, host: FunctionHost):
+def test_wrong_key_is_refused_by_the_host(product: Product, host: RecordingHost):
     name = backed_up(product)
     result = run_runbook(host, name, "contoso-standby", restore_key=BACKUP_KEY)
     assert result.returncode != 0
@@ -116,7 +115,7 @@ def test_wrong_key_is_refused_by_the_host(product: Product, host: FunctionHost):
     assert product.arm_requests("POST", "/restore") == []
 
 
-def test_dry_run_starts_nothing(product: Product, host: FunctionHost):
+def test_dry_run_starts_nothing(product: Product, host: RecordingHost):
     name = backed_up(product)
     result = run_runbook(host, name, "-", "", "dryrun")
     assert result.returncode == 0, result.stderr
@@ -124,7 +123,9 @@ def test_dry_run_starts_nothing(product: Product, host: FunctionHost):
     assert product.arm_requests("POST", "/restore") == []
 
 
-def test_dry_run_as_the_third_parameter_uses_the_url_variable(product: Product, host: FunctionHost):
+def test_dry_run_as_the_third_parameter_uses_the_url_variable(
+    product: Product, host: RecordingHost
+):
     name = backed_up(product)
     result = run_runbook(host, name, "contoso-standby", "dryrun")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -132,7 +133,7 @@ def test_dry_run_as_the_third_parameter_uses_the_url_variable(product: Product, 
     assert product.arm_requests("POST", "/restore") == []
 
 
-def test_a_status_key_refused_says_the_restore_is_running(product: Product, host: FunctionHost):
+def test_a_status_key_refused_says_the_restore_is_running(product: Product, host: RecordingHost):
     name = backed_up(product)
     result = run_runbook(host, name, "contoso-standby", status_key="not-the-operations-key")
     assert result.returncode != 0
@@ -144,7 +145,7 @@ def test_a_status_key_refused_says_the_restore_is_running(product: Product, host
 # -- the pipeline client: backups and exit codes -----------------------------------------
 
 
-def test_cli_backup_waits_for_success_and_prints_the_result(product: Product, host: FunctionHost):
+def test_cli_backup_waits_for_success_and_prints_the_result(product: Product, host: RecordingHost):
     product.stack.control.set_duration(1)
     result = run_cli(host.url, "backup", "--service", "contoso-apim", "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -157,7 +158,9 @@ def test_cli_backup_waits_for_success_and_prints_the_result(product: Product, ho
     assert {key for key, _ in host.credentials} == {BACKUP_KEY, STATUS_KEY}
 
 
-def test_cli_backup_without_wait_prints_the_started_operation(product: Product, host: FunctionHost):
+def test_cli_backup_without_wait_prints_the_started_operation(
+    product: Product, host: RecordingHost
+):
     product.stack.control.set_duration(600)
     result = run_cli(host.url, "backup", "--service", "contoso-apim")
     assert result.returncode == 0, result.stderr
@@ -171,7 +174,7 @@ def test_cli_backup_without_wait_prints_the_started_operation(product: Product, 
     assert json.loads(result.stdout)["status"] == "Running"
 
 
-def test_cli_exit_1_when_the_backup_fails(product: Product, host: FunctionHost):
+def test_cli_exit_1_when_the_backup_fails(product: Product, host: RecordingHost):
     product.stack.control.fail_next_operation("contoso-apim", "BackupFailed", "disk on fire")
     result = run_cli(host.url, "backup", "--service", "contoso-apim", "--wait")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -179,21 +182,21 @@ def test_cli_exit_1_when_the_backup_fails(product: Product, host: FunctionHost):
     assert result.stdout == ""
 
 
-def test_cli_exit_3_when_the_start_is_refused(product: Product, host: FunctionHost):
+def test_cli_exit_3_when_the_start_is_refused(product: Product, host: RecordingHost):
     result = run_cli(host.url, "backup", "--service", "no-such-apim", "--wait")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "ServiceNotConfigured" in result.stderr
     assert product.arm_requests("POST", "/backup") == []
 
 
-def test_cli_exit_2_without_a_key_sends_nothing(product: Product, host: FunctionHost):
+def test_cli_exit_2_without_a_key_sends_nothing(product: Product, host: RecordingHost):
     result = run_cli(host.url, "backup", "--service", "contoso-apim", key="")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "APIM_BACKUP_KEY" in result.stderr
     assert host.calls == []
 
 
-def test_cli_exit_4_when_the_status_cannot_be_followed(product: Product, host: FunctionHost):
+def test_cli_exit_4_when_the_status_cannot_be_followed(product: Product, host: RecordingHost):
     product.stack.control.set_duration(600)
     result = run_cli(
         host.url,
@@ -217,7 +220,7 @@ def test_cli_exit_4_when_the_app_cannot_be_reached():
     assert "could not be reached" in result.stderr
 
 
-def test_cli_restore_with_dry_run_and_then_for_real(product: Product, host: FunctionHost):
+def test_cli_restore_with_dry_run_and_then_for_real(product: Product, host: RecordingHost):
     name = backed_up(product)
     dry = run_cli(
         host.url, "restore", "--backup", name, "--target", "fabrikam-standby", "--dry-run",
@@ -258,13 +261,13 @@ def identity_endpoint(seen: Seen) -> tuple[int, dict[str, str], object]:
 
 
 @pytest.fixture
-def entra_host(product: Product) -> Iterator[FunctionHost]:
+def entra_host(product: Product) -> Iterator[RecordingHost]:
     # Easy Auth in front of the app: only the expected bearer token gets through.
-    with FunctionHost(KEYS, host_key="the-host-key", bearer_token=TOKEN) as served:
+    with easy_auth_host(TOKEN) as served:
         yield served
 
 
-def run_entra_runbook(host: FunctionHost, identity: StubServer, *args: str, secret: str):
+def run_entra_runbook(host: RecordingHost, identity: StubServer, *args: str, secret: str):
     env = {
         "ApimBackupFunctionUrl": host.url,
         "ApimBackupAuth": "entra",
@@ -276,7 +279,9 @@ def run_entra_runbook(host: FunctionHost, identity: StubServer, *args: str, secr
     return run_client(*args, env=env)
 
 
-def test_runbook_restores_with_a_managed_identity_token(product: Product, entra_host: FunctionHost):
+def test_runbook_restores_with_a_managed_identity_token(
+    product: Product, entra_host: RecordingHost
+):
     name = backed_up(product)
     product.stack.control.set_duration(1)
     with StubServer(identity_endpoint) as identity:
@@ -299,7 +304,7 @@ def test_runbook_restores_with_a_managed_identity_token(product: Product, entra_
 
 
 def test_runbook_without_a_token_sends_nothing_to_the_app(
-    product: Product, entra_host: FunctionHost
+    product: Product, entra_host: RecordingHost
 ):
     name = backed_up(product)
     with StubServer(identity_endpoint) as identity:
@@ -314,10 +319,10 @@ def test_runbook_without_a_token_sends_nothing_to_the_app(
     assert product.arm_requests("POST", "/restore") == []
 
 
-def test_the_entra_host_refuses_a_function_key(product: Product, entra_host: FunctionHost):
+def test_the_entra_host_refuses_a_function_key(product: Product, entra_host: RecordingHost):
     # The stand-in really checks the bearer: a key that opens the keyed host does not.
     name = backed_up(product)
-    result = run_runbook(entra_host, name, "contoso-standby", restore_key="the-host-key")
+    result = run_runbook(entra_host, name, "contoso-standby", restore_key=entra_host.host_key)
     assert result.returncode != 0
     assert "HTTP 401" in result.stderr
     assert product.arm_requests("POST", "/restore") == []
