@@ -78,9 +78,8 @@ def list_backups(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="backups/{backupName}", methods=["GET"])
 def get_backup(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        runtime = get_runtime()
-        record = backups.get_backup(runtime, req.route_params.get("backupName", ""))
-        return json_response(record.to_api(runtime.clock()))
+        name = req.route_params.get("backupName", "")
+        return json_response(backups.backup_details(get_runtime(), name))
 
     return handle(action)
 

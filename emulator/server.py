@@ -30,6 +30,9 @@ _SERVICE = (
 )
 ROUTE_SERVICE = re.compile(_SERVICE + r"/?$", re.IGNORECASE)
 ROUTE_WORKSPACE_LINKS = re.compile(_SERVICE + r"/workspaceLinks/?$", re.IGNORECASE)
+ROUTE_DIAGNOSTIC_SETTINGS = re.compile(
+    _SERVICE + r"/providers/Microsoft\.Insights/diagnosticSettings/?$", re.IGNORECASE
+)
 ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?$", re.IGNORECASE)
 ROUTE_OPERATION = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.ApiManagement/locations/(?P<loc>[^/]+)"
@@ -168,6 +171,12 @@ class Handler(BaseHTTPRequestHandler):
         if match and self.command == "GET":
             links = self.emulator.list_workspace_links(match["sub"], match["rg"], match["name"])
             return Reply(200, links)
+        match = ROUTE_DIAGNOSTIC_SETTINGS.match(path)
+        if match and self.command == "GET":
+            settings = self.emulator.list_diagnostic_settings(
+                match["sub"], match["rg"], match["name"]
+            )
+            return Reply(200, settings)
         match = ROUTE_LRO.match(path)
         if match and self.command == "POST":
             kind = match["kind"].lower()

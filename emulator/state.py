@@ -212,6 +212,13 @@ class Emulator:
             service = self._service(subscription_id, resource_group, name)
             return {"value": service.workspace_links_arm()}
 
+    def list_diagnostic_settings(
+        self, subscription_id: str, resource_group: str, name: str
+    ) -> JSON:
+        with self._lock:
+            service = self._service(subscription_id, resource_group, name)
+            return {"value": service.diagnostic_settings_arm()}
+
     def start_operation(
         self, kind: str, subscription_id: str, resource_group: str, name: str, body: Any
     ) -> Operation:

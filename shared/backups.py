@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import errors
+from shared import errors, manifest
 from shared.checks import check_backup_start, require_idle, resolve_service
 from shared.ledger import Conflict
 from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
@@ -75,7 +76,8 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         on_refused=lambda: runtime.ledger.delete(record),
         on_failed=failed,
     )
-    record = _record_url(runtime, record, operation.operation_url)
+    noted = _write_manifest(runtime, service, record, info.settings)
+    record = _record_url(runtime, record, operation.operation_url, noted)
     log.info(
         "Backup %s of %s started (operation %s, %s)",
         record.backup_name,
@@ -86,14 +88,43 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
     return Started(operation, record)
 
 
-def _record_url(runtime: Runtime, record: BackupRecord, url: str) -> BackupRecord:
-    """Note the URL on the ledger row. APIM has accepted the backup by now, so nothing
-    here may fail the request: a row settled meanwhile (a fast backup, a concurrent
-    status call) keeps its outcome and gains the URL; a row that cannot be written is
-    logged, the operation row has the URL anyway."""
+def _write_manifest(
+    runtime: Runtime, service: ServiceId, record: BackupRecord, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write the settings manifest beside the backup: the pre-checks' service GET, plus one
+    GET of its Azure Monitor diagnostic settings. The ledger changes that name it (or say
+    why there is none). Never raises: the backup itself is already under way, and the
+    next backup writes a manifest of its own."""
+    name = manifest.manifest_blob_name(record.backup_name)
+    if not settings:
+        return {"manifest_error": "Resource Manager's answer held no settings to record"}
+    try:
+        diagnostics, why = runtime.apim.try_diagnostic_settings(service)
+        document = manifest.manifest_document(
+            record.backup_name,
+            record.service_id,
+            record.created_at,
+            {**settings, "diagnosticSettings": diagnostics},
+            {"diagnosticSettings": why} if why else None,
+        )
+        runtime.blobs.write_json(name, document)
+    except Exception as exc:
+        log.warning("Manifest %s could not be written: %s", name, type(exc).__name__)
+        return {"manifest_error": f"The manifest could not be written: {type(exc).__name__}"}
+    return {"manifest_blob": name, "certificates": tuple(manifest.certificates(settings))}
+
+
+def _record_url(
+    runtime: Runtime, record: BackupRecord, url: str, changes: Mapping[str, Any] | None = None
+) -> BackupRecord:
+    """Note the URL (and the manifest's name) on the ledger row. APIM has accepted the
+    backup by now, so nothing here may fail the request: a row settled meanwhile (a fast
+    backup, a concurrent status call) keeps its outcome and gains the URL; a row that
+    cannot be written is logged, the operation row has the URL anyway."""
+    extra = dict(changes or {})
     for _ in range(3):
         try:
-            return runtime.ledger.save(record.with_changes(operation_url=url))
+            return runtime.ledger.save(record.with_changes(operation_url=url, **extra))
         except Conflict:
             latest = runtime.ledger.get(record.service, record.backup_name)
             if latest is None:
@@ -102,7 +133,7 @@ def _record_url(runtime: Runtime, record: BackupRecord, url: str) -> BackupRecor
         except Exception:
             log.exception("Could not note the operation URL on %s", record.backup_name)
             break
-    return record.with_changes(operation_url=url)
+    return record.with_changes(operation_url=url, **extra)
 
 
 def _add_ledger_row(
@@ -197,6 +228,24 @@ def get_backup(runtime: Runtime, name: str) -> BackupRecord:
     return record
 
 
+def backup_details(runtime: Runtime, name: str) -> dict[str, Any]:
+    """``GET /api/backups/{name}``: the list item, plus the manifest (read from its blob)
+    and why there is none when it could not be recorded."""
+    record = get_backup(runtime, name)
+    body = record.to_api(runtime.clock())
+    body["manifest"] = None
+    body["manifestError"] = record.manifest_error
+    if record.manifest_blob:
+        try:
+            body["manifest"] = runtime.blobs.read_json(record.manifest_blob)
+        except Exception as exc:
+            log.warning("Manifest %s unreadable: %s", record.manifest_blob, type(exc).__name__)
+            body["manifestError"] = f"The manifest could not be read: {type(exc).__name__}"
+        if body["manifest"] is None and body["manifestError"] is None:
+            body["manifestError"] = "The manifest blob is gone (pruned with its backup?)"
+    return body
+
+
 @dataclass(frozen=True)
 class Health:
     healthy: bool
@@ -215,8 +264,24 @@ def health(runtime: Runtime) -> Health:
         "rpoHours": runtime.settings.rpo_hours,
         "services": services,
         "stuckOperations": stuck,
+        "warnings": {"certificates": certificate_warnings(runtime, now)},
     }
     return Health(healthy, body)
+
+
+def certificate_warnings(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
+    """Certificates in each service's newest manifest that expire within
+    CERT_WARNING_DAYS. From the ledger's copy of the metadata: no blob is read. A warning
+    only: it never makes health unhealthy."""
+    warnings: list[dict[str, Any]] = []
+    for service in runtime.settings.apim_services:
+        with_manifest = [r for r in runtime.ledger.records(service=service.key) if r.manifest_blob]
+        newest = max(with_manifest, key=lambda r: r.created_at, default=None)
+        if newest is not None:
+            warnings += manifest.expiring_certificates(
+                service.name, newest.certificates, now, runtime.settings.cert_warning_days
+            )
+    return warnings
 
 
 def _service_health(

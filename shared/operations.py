@@ -21,6 +21,7 @@ from datetime import timedelta
 from shared import errors
 from shared.apim import PollResult, PollState, StorageTarget
 from shared.checks import Outcome, judge_poll
+from shared.drift import restore_drift
 from shared.ledger import Conflict
 from shared.model import OperationKind, OperationRecord, Status, Trigger
 from shared.naming import ServiceId
@@ -162,6 +163,8 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     settled = operation.with_changes(
         status=Status.FAILED if error else Status.SUCCEEDED, completed_at=now, error=error
     )
+    if settled.status is Status.SUCCEEDED and settled.kind is OperationKind.RESTORE:
+        settled = restore_drift(runtime, settled)  # in the same guarded write as the verdict
     try:
         # The operation row first, guarded by its ETag: of two hosts settling at once
         # (a timeout here, a success there) exactly one verdict wins, and the ledger

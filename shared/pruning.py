@@ -63,6 +63,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
+from shared.manifest import backup_of_manifest, manifest_blob_name
 from shared.model import BackupRecord, Status, utc
 from shared.naming import is_backup_name, parse_backup_name
 from shared.retention import Decision, plan_retention
@@ -427,7 +428,11 @@ def prune(
         *(d.record.blob_name for d in plan.stale),
         *doomed_orphans,
     ]
+    to_delete += _manifests_going(plan)
     blob_failures = {} if dry_run or not to_delete else delete_blobs(container, to_delete)
+    # A manifest that could not go holds its backup's row back, as the backup's own blob
+    # would: the next pass deletes it then ("blob already gone" for the backup).
+    blob_failures = {backup_of_manifest(k) or k: v for k, v in blob_failures.items()}
 
     updates = [
         _RowUpdate(d.record, {"Status": Status.PRUNED.value, "PrunedAt": now})
@@ -457,6 +462,18 @@ def prune(
         len(result.errors),
     )
     return result
+
+
+def _manifests_going(plan: PrunePlan) -> list[str]:
+    """The settings manifests (``<backup>.manifest.json``) that go with their backups: those
+    of rows being pruned, of orphans being deleted, and of rows already Pruned (a leftover).
+    Manifest blobs are never orphans themselves: they are not named like backups."""
+    names = [
+        *(d.record.blob_name for d in (*plan.prune, *plan.stale)),
+        *(d.record.blob_name for d in plan.keep if d.record.status is Status.PRUNED),
+        *(o.blob_name for o in plan.orphans if o.delete),
+    ]
+    return [m for m in map(manifest_blob_name, names) if m in plan.present]
 
 
 def _result(plan: PrunePlan, dry_run: bool, failures: dict[str, str]) -> PruneResult:
