@@ -34,6 +34,7 @@ import function_app
 from devstack.stack import EmulatorControl, LocalStack
 from shared import backups, operations
 from shared.__main__ import format_table
+from shared.manifest import manifest_blob_name
 from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
 from shared.naming import backup_name
 from shared.runtime import get_runtime, set_runtime
@@ -190,9 +191,10 @@ def show_retention(stack: LocalStack) -> bool:
         f"RETENTION_DAYS={settings.retention_days}, MIN_KEEP={settings.min_keep}"
     )
     expected = add_history(stack)
+    print("  older backups added, as if earlier nights had made them (a demo cannot wait a month):")
     print(
-        f"  added older backups, as if earlier nights had made them: {len(expected['pruned'])} "
-        "due for pruning, 1 still young, and a 50-day-old backup blob with no ledger row"
+        f"  {len(expected['pruned'])} due for pruning, 1 still young, and a backup blob "
+        f"{ORPHAN_DAYS} days old with no ledger row"
     )
     before = storage_snapshot(stack)
     request = func.HttpRequest(
@@ -229,6 +231,7 @@ def add_history(stack: LocalStack) -> dict[str, set[str]]:
     source = tonight[STANDBY_SOURCE]
     container = runtime.blobs.container
     content = container.download_blob(source.blob_name).readall()
+    manifest = container.download_blob(manifest_blob_name(source.blob_name)).readall()
     due: set[str] = set()
     for days in HISTORY_DAYS:
         created = now - timedelta(days=days)
@@ -241,10 +244,12 @@ def add_history(stack: LocalStack) -> dict[str, set[str]]:
                 trigger=Trigger.SCHEDULE,
                 operation_id="",
                 operation_url="",
+                manifest_blob=manifest_blob_name(name),
                 etag=None,
             )
         )
         container.upload_blob(name, content)
+        container.upload_blob(manifest_blob_name(name), manifest)
         if days > runtime.settings.retention_days:
             due.add(name)
     failed_source = tonight[SOURCES[1]]
@@ -258,6 +263,8 @@ def add_history(stack: LocalStack) -> dict[str, set[str]]:
             completed_at=created + timedelta(minutes=5),
             size_bytes=None,
             error="The operation failed (the demo's example of a failed night)",
+            manifest_blob=None,
+            certificates=(),
             trigger=Trigger.SCHEDULE,
             operation_id="",
             operation_url="",

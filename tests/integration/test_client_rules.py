@@ -174,7 +174,7 @@ def test_https_with_the_system_trust_store_override(tmp_path: Path):
 
 DRIFT = [
     {
-        "setting": "hostnameConfigurations[api.contoso.example]",
+        "setting": "hostnameConfigurations[Proxy:api.contoso.example]",
         "source": "KeyVault",
         "target": None,
         "action": "Add the custom domain and its certificate to the target",
@@ -200,7 +200,7 @@ def test_the_runbook_prints_the_restores_drift():
     lines = result.stdout.splitlines()
     assert "Drift: 2 setting(s) differ from the backup's manifest:" in lines
     assert (
-        "  hostnameConfigurations[api.contoso.example]: source KeyVault, target (not set); "
+        "  hostnameConfigurations[Proxy:api.contoso.example]: source KeyVault, target (not set); "
         "Add the custom domain and its certificate to the target"
     ) in lines
     assert "  identity.type: source SystemAssigned, target None; (not set)" in lines

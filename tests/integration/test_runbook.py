@@ -69,6 +69,9 @@ def test_successful_restore_exits_zero(product: Product, host: RecordingHost):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "still running" in result.stdout
     assert f"Restore of {name} into contoso-standby succeeded" in result.stdout
+    # The app's drift (the seed's standby lacks the source's custom domain, among others).
+    assert "setting(s) differ from the backup's manifest:" in result.stdout
+    assert "  hostnameConfigurations[Proxy:api.contoso.example]: source" in result.stdout
     assert product.stack.control.service_config(
         "contoso-standby"
     ) == product.stack.control.service_config("contoso-apim")
@@ -240,6 +243,8 @@ def test_cli_restore_with_dry_run_and_then_for_real(product: Product, host: Reco
         "contoso-standby",
     )
     assert len(product.arm_requests("POST", "/restore")) == 1
+    assert any(item["setting"].startswith("hostnameConfigurations") for item in final["drift"])
+    assert "differ from the backup's manifest" in result.stderr
 
 
 # -- Entra ID: a token from the managed identity instead of a key -------------------------
