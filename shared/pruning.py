@@ -26,7 +26,7 @@ Why blobs first, then rows (the crash argument):
   while the newer ones stand), so a row we pruned is still due, and it becomes
   ``Pruned`` with no further blob request. Any other ``Succeeded`` row without its
   blob has lost it for a reason that is not ours: it becomes ``Failed`` with an
-  ``Error`` that says the blob vanished (CONTRACT.md). Retention for the remaining
+  ``Error`` that says the blob vanished (docs/ledger.md). Retention for the remaining
   rows is then decided without the vanished ones, so ``min_keep`` counts only
   backups whose blobs really exist.
 - The opposite order (rows first) would make a failed blob delete leave a
@@ -107,7 +107,7 @@ class PrunePlan:
 
 
 def vanished_error(record: BackupRecord, container_name: str, now: datetime) -> str:
-    """The ``Error`` of a Succeeded row whose blob is gone (CONTRACT.md)."""
+    """The ``Error`` of a Succeeded row whose blob is gone (docs/ledger.md)."""
     return (
         f"The backup blob '{record.blob_name}' has vanished from container "
         f"'{container_name}' (found missing at {_iso(now)}); the backup cannot be restored."

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from shared.naming import ServiceId
 
-# Every setting the product reads, in the order of ../CONTRACT.md. The Bicep check in
+# Every setting the product reads, in the order of docs/settings.md. The Bicep check in
 # tests/ compares this tuple with the app settings the templates write.
 SETTING_NAMES: tuple[str, ...] = (
     "APIM_SERVICES",
