@@ -42,7 +42,7 @@ param maximumInstanceCount int = 40
 @description('Optional. Memory per instance, in MB.')
 param instanceMemoryMB int = 2048
 
-// --- the product's settings (see shared/settings.py and CONTRACT.md) ---
+// --- the product's settings (see shared/settings.py and docs/settings.md) ---
 
 @description('Required. APIM_SERVICES: resource IDs, comma-separated.')
 param apimServices string
