@@ -35,7 +35,7 @@ test: deps lint typecheck
 	$(PY) -m pytest
 
 bench: deps
-	$(PY) -m bench.prune
+	$(PY) -m bench.overhead
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .localstack

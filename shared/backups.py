@@ -208,9 +208,11 @@ def list_backups(
         service = found.key if found else service_ref.strip().lower()
     wanted = _parse_status(status)
     now = runtime.clock()
+    # Unexpired backups are the last 30 days': only those travel, unless asked for all.
+    since = None if include_expired else now - BACKUP_LIFETIME
     rows = [
         r
-        for r in runtime.ledger.records(service=service, status=wanted)
+        for r in runtime.ledger.records(service=service, status=wanted, since=since)
         if include_expired or not r.is_expired(now)
     ]
     return sorted(rows, key=lambda r: (r.created_at, r.backup_name), reverse=True)

@@ -108,13 +108,24 @@ class BackupLedger:
             )
 
     def records(
-        self, service: str | None = None, status: Status | None = None
+        self,
+        service: str | None = None,
+        status: Status | None = None,
+        since: datetime | None = None,
     ) -> Iterator[BackupRecord]:
+        """Rows, optionally of one service, one status, and started at ``since`` or later
+        (a RowKey range within a service; a CreatedAt filter across services)."""
         params: dict[str, Any] = {}
         clauses = []
         if service is not None:
             clauses.append("PartitionKey eq @pk")
             params["pk"] = service
+            if since is not None:
+                clauses.append("RowKey ge @first")
+                params["first"] = row_key_at(service, since)
+        elif since is not None:
+            clauses.append("CreatedAt ge @since")
+            params["since"] = utc(since)
         if status is not None:
             clauses.append("Status eq @status")
             params["status"] = status.value

@@ -13,7 +13,6 @@ The order of writes is what keeps the ledger honest when a process dies mid-way:
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,6 +49,8 @@ def storage_target(runtime: Runtime) -> StorageTarget:
 
 
 def new_operation_id() -> str:
+    import uuid  # on first use: a lighter cold start
+
     return uuid.uuid4().hex
 
 

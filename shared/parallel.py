@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 
 def run_each[T, R](
@@ -25,6 +24,8 @@ def run_each[T, R](
     """
     if max_parallel <= 1 or len(items) <= 1:
         return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # on first use: a lighter cold start
+
     with ThreadPoolExecutor(
         max_workers=min(max_parallel, len(items)), thread_name_prefix=name
     ) as pool:

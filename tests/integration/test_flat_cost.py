@@ -6,6 +6,7 @@ are deterministic, so they are tests; timings are not, and live in bench/.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from azure.storage.blob import ContainerClient
 from devstack.counting import count_requests
 from shared import backups, history, housekeeping
 from shared.ledger import ensure_table
-from shared.model import BackupRecord, Status, Trigger
+from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
 from shared.naming import backup_name
 from shared.runtime import Runtime
 from shared.settings import Settings
@@ -124,9 +125,22 @@ def test_history_older_than_ledger_history_days_is_deleted_and_nothing_else(prod
         other,
     ]
     _seed(product, rows, [old_failed_blob, old_pruned_blob, old_succeeded])
+    ops = {
+        "oldended": _operation(product, 61 * day, Status.SUCCEEDED),
+        "oldfailed": _operation(product, 90 * day, Status.FAILED),
+        "oldrunning": _operation(product, 61 * day, Status.RUNNING),  # never while running
+        "youngended": _operation(product, 59 * day, Status.SUCCEEDED),
+    }
+    for op in ops.values():
+        runtime.operations.add(op)
 
     result = history.delete_old_rows(runtime)
     assert result is not None
+    left_ops = {op.operation_id for op in runtime.operations.all()}
+    assert left_ops == {ops["oldrunning"].operation_id, ops["youngended"].operation_id}
+    assert sorted(result.operations_deleted) == sorted(
+        ops[k].operation_id for k in ("oldended", "oldfailed")
+    )
 
     ledger, _ = _tables(product)
     left = {e["RowKey"] for e in ledger.list_entities()}
@@ -142,6 +156,21 @@ def test_history_older_than_ledger_history_days_is_deleted_and_nothing_else(prod
     } <= left
     assert set(result.kept_with_blob) == {old_failed_blob.backup_name, old_pruned_blob.backup_name}
     assert result.errors == {}
+
+
+def _operation(product: Product, age: timedelta, status: Status) -> OperationRecord:
+    created = product.clock.now - age
+    return OperationRecord(
+        operation_id=uuid.uuid4().hex,
+        kind=OperationKind.BACKUP,
+        service=SERVICE,
+        service_id=product.stack.service_id(SERVICE),
+        backup_name=backup_name(SERVICE, created),
+        status=status,
+        trigger=Trigger.SCHEDULE,
+        created_at=created,
+        completed_at=None if status is Status.RUNNING else created + timedelta(minutes=9),
+    )
 
 
 def test_history_pass_runs_once_a_day(product: Product):
