@@ -219,3 +219,19 @@ def test_housekeeping_polls_each_running_operation_once(product: Product):
     assert len(polls) == 3
     product.stack.control.advance_clock(3601)
     assert len(housekeeping.run(runtime).settled) == 3
+
+
+def test_listing_unexpired_backups_reads_only_the_last_30_days(product: Product):
+    live = _row(product, timedelta(days=2), Status.SUCCEEDED)
+    expired = _row(product, timedelta(days=31), Status.SUCCEEDED)
+    old = [_row(product, timedelta(days=32, hours=i), Status.PRUNED) for i in range(1_200)]
+    _seed(product, [live, expired, *old])
+    runtime = product.runtime
+    runtime.ledger  # noqa: B018 - the table ensured before counting
+    for service in ("contoso-apim", None):
+        with count_requests() as sent:
+            rows = backups.list_backups(runtime, service)
+        assert [r.backup_name for r in rows] == [live.backup_name]
+        assert sent.total == 1  # 1,202 rows in the ledger: one page, the unexpired ones
+    everything = backups.list_backups(runtime, "contoso-apim", include_expired=True)
+    assert len(everything) == 1_202
