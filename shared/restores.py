@@ -251,6 +251,8 @@ def standby_sync(runtime: Runtime) -> list[OperationRecord]:
 def _sync_pair(
     runtime: Runtime, source: ServiceId, standby: ServiceId, now: datetime
 ) -> OperationRecord | None:
+    """One pair's sync; every failure is caught and logged here."""
+    what = f"the newest backup of {source.name}"
     try:
         newest = newest_restorable(runtime, source.key, now)
         if newest is None:
@@ -267,12 +269,17 @@ def _sync_pair(
                 standby.name,
             )
             return None
+        what = newest.backup_name
         request = RestoreRequest(newest.backup_name, standby.resource_id)
         return start_restore(runtime, request, Trigger.STANDBY)
     except errors.ProductError as exc:
         log.warning(
-            "standby_sync: restore into %s refused: %s (%s)", standby.name, exc.message, exc.code
+            "standby_sync: restore of %s into %s refused: %s (%s)",
+            what,
+            standby.name,
+            exc.message,
+            exc.code,
         )
     except Exception:
-        log.exception("standby_sync: restore of %s into %s failed", source.name, standby.name)
+        log.exception("standby_sync: restore of %s into %s failed", what, standby.name)
     return None
