@@ -252,7 +252,12 @@ def health(runtime: Runtime) -> Health:
     """Each service has a restorable backup younger than RPO_HOURS, and nothing is stuck."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
-    services = [_service_health(runtime, s, now, rpo) for s in runtime.settings.apim_services]
+    services = run_each(  # one key-range read per service, MAX_PARALLEL at once
+        runtime.settings.apim_services,
+        lambda s: _service_health(runtime, s, now, rpo),
+        runtime.settings.max_parallel,
+        "health",
+    )
     stuck = _stuck_operations(runtime, now)
     healthy = all(s["healthy"] for s in services) and not stuck
     body = {
