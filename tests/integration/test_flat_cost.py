@@ -235,3 +235,20 @@ def test_listing_unexpired_backups_reads_only_the_last_30_days(product: Product)
         assert sent.total == 1  # 1,202 rows in the ledger: one page, the unexpired ones
     everything = backups.list_backups(runtime, "contoso-apim", include_expired=True)
     assert len(everything) == 1_202
+
+
+def test_a_history_row_changed_after_it_was_read_is_not_deleted(product: Product):
+    rows = [_row(product, timedelta(days=500, minutes=i), Status.PRUNED) for i in range(5)]
+    _seed(product, rows)
+    ledger, _ = _tables(product)
+    read = [BackupRecord.from_entity(ledger.get_entity(SERVICE, r.backup_name)) for r in rows]
+    changed = read[2]
+    ledger.update_entity({"PartitionKey": SERVICE, "RowKey": changed.backup_name, "Note": "x"})
+    ledger.delete_entity(SERVICE, read[4].backup_name)  # gone meanwhile: counts as deleted
+
+    result = history.HistoryResult(product.clock.now)
+    history._delete(ledger, [history._Key.of(r) for r in read], result)
+
+    assert set(result.errors) == {changed.backup_name}
+    assert set(result.deleted) == {r.backup_name for r in read} - {changed.backup_name}
+    assert {e["RowKey"] for e in ledger.list_entities()} == {changed.backup_name}
