@@ -1,6 +1,6 @@
 """The product's own overhead, beside its baseline: one table (``make bench``).
 
-    python -m bench.overhead [--only idle,health,fleet,cold,prune] [--product DIR]
+    python -m bench.overhead [--only idle,health,history,fleet,cold,prune] [--product DIR]
 
 Starts its own local stack (Azurite + the APIM emulator, Resource Manager answering in
 200 ms a request) and measures, against the real product code:
@@ -9,6 +9,7 @@ Starts its own local stack (Azurite + the APIM emulator, Resource Manager answer
   running, nothing due) and of ``GET /api/health``, with 0, 3,000 and 30,000 rows of
   ``Pruned`` history in the ledger (counted at the transport, retries included), and
   the tick's peak Python memory (tracemalloc);
+- ``history``: the daily pass deleting 3,000 rows past LEDGER_HISTORY_DAYS;
 - ``fleet``: one scheduled start, the scheduled tick over 50 services, and
   housekeeping with those 50 backups running;
 - ``cold``: ``import function_app`` in fresh interpreters against a bare
@@ -49,6 +50,7 @@ FLEET = 50
 ARM_LATENCY = 0.2  # seconds per Resource Manager request, as the issue measured
 COLD_RUNS = 15
 PRUNE_SIZE = 1_000
+DELETE_ROWS = 3_000
 
 # Measured on main (f659d90) with this script: `python -m bench.overhead --product DIR`
 # after `git archive f659d90 | tar -x -C DIR` (and .venv linked in). Nothing else in
@@ -174,6 +176,46 @@ def seed_history(
             table.submit_transaction(batch)
     table.close()
     container.close()
+
+
+def measure_deletion(product: Product, stack: LocalStack) -> list[Row]:
+    """The daily history pass deleting DELETE_ROWS Pruned rows older than
+    LEDGER_HISTORY_DAYS (2 services), beside the same number of young rows it keeps."""
+    from azure.data.tables import TableClient
+
+    services = ("contoso-apim", "fabrikam-apim")
+    env = _env(stack, services)
+    seed_history(product, stack, env, services, DELETE_ROWS)  # 31..390 days: kept
+    runtime = product.runtime(env)
+    runtime.ledger, runtime.operations  # noqa: B018 - tables made before counting
+    table = TableClient.from_connection_string(
+        stack.connection_string, table_name=env["LEDGER_TABLE"]
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    for service in services:
+        rows = [
+            _record(product, service, now - timedelta(days=401, minutes=i), "Pruned", "x")
+            for i in range(DELETE_ROWS // len(services))
+        ]
+        for start in range(0, len(rows), 100):
+            table.submit_transaction([("create", r.to_entity()) for r in rows[start : start + 100]])
+    history = importlib.import_module("shared.history")
+    with count_requests() as sent:
+        started = time.perf_counter()
+        result = history.delete_old_rows(runtime, force=True)
+        seconds = time.perf_counter() - started
+    left = sum(1 for _ in table.list_entities())
+    table.close()
+    ok = "" if len(result.deleted) == DELETE_ROWS and left == DELETE_ROWS + 2 else " (WRONG)"
+    return [
+        Row(
+            f"daily history pass: {DELETE_ROWS:,} rows past LEDGER_HISTORY_DAYS deleted, "
+            f"{DELETE_ROWS:,} younger kept: requests; s",
+            f"{sent.total}; {seconds:.2f}{ok}",
+            "no deletion: history kept forever",
+            _command("history"),
+        )
+    ]
 
 
 def measure_history(product: Product, stack: LocalStack) -> tuple[list[Row], list[Row]]:
@@ -400,7 +442,7 @@ def print_table(rows: Sequence[Row], baseline_label: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__)
-    parser.add_argument("--only", default="idle,health,fleet,cold,prune")
+    parser.add_argument("--only", default="idle,health,history,fleet,cold,prune")
     parser.add_argument("--product", type=Path, default=ROOT, help="checkout to measure")
     args = parser.parse_args(argv)
     wanted = {w.strip() for w in args.only.split(",") if w.strip()}
@@ -417,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if wanted & {"idle", "health"}:
             idle, health = measure_history(product, stack)
             rows += (idle if "idle" in wanted else []) + (health if "health" in wanted else [])
+        if "history" in wanted:
+            steps.append(("history", lambda: measure_deletion(product, stack)))
         if "fleet" in wanted:
             steps.append(("fleet", lambda: measure_fleet(product, stack)))
         if "cold" in wanted:
