@@ -53,7 +53,7 @@ test: deps lint typecheck checkov
 	$(PY) -m pytest
 
 bench: deps
-	$(PY) -m bench.prune
+	$(PY) -m bench.overhead
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .localstack

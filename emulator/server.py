@@ -11,6 +11,7 @@ import json
 import re
 import ssl
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith(CONTROL_PREFIX):
             self._send(self._run(lambda: self._control(path, raw)))
             return
+        # Resource Manager's own latency, when a benchmark asks for it; slept outside the
+        # emulator's lock, so concurrent requests overlap as they do in Azure.
+        time.sleep(self.emulator.settings.latency)
         body = _parse_json(raw)
         entry: JSON = {"method": self.command, "path": path, "query": query, "body": _redact(body)}
         fault = self.emulator.take_fault(self.command, self.path)

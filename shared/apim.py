@@ -15,16 +15,17 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import AzureError, HttpResponseError
-from azure.core.rest import HttpRequest
-
 from shared.errors import ApimRequestFailed, OperationInProgress
 from shared.manifest import diagnostic_settings, service_settings
 from shared.naming import ServiceId
 from shared.settings import AccessType
 
 if TYPE_CHECKING:
+    from azure.core.exceptions import HttpResponseError
     from azure.mgmt.apimanagement import ApiManagementClient
+
+# azure.core is imported inside the methods that call Resource Manager: importing the
+# function app must not load the SDKs (a lighter cold start).
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class Apim:
 
     def describe(self, service: ServiceId) -> ServiceInfo:
         """Tier, state and workspace gateways: what the pre-checks need, in two GETs."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
         client = self._client(service)
         try:
             answer: Any = client.api_management_service.get(
@@ -124,6 +127,8 @@ class Apim:
 
     def settings_of(self, service: ServiceId) -> dict[str, Any]:
         """The service's manifest settings (allow-listed), in one GET."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
         client = self._client(service)
         try:
             answer: Any = client.api_management_service.get(
@@ -144,6 +149,9 @@ class Apim:
         """The service's Azure Monitor diagnostic settings (allow-listed), in one GET. Needs
         Microsoft.Insights/diagnosticSettings/read (Monitoring Reader), which the APIM
         roles do not hold: a refusal is an ApimRequestFailed for the caller to note."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
         url = (
             f"{self._endpoint}{service.resource_id}/providers/Microsoft.Insights/"
             f"diagnosticSettings?api-version={DIAGNOSTIC_SETTINGS_API}"
@@ -182,6 +190,7 @@ class Apim:
         self, method: str, service: ServiceId, target: StorageTarget, backup_name: str
     ) -> str:
         """POST the operation and return the URL to poll (no waiting, no thread)."""
+        from azure.core.exceptions import AzureError, HttpResponseError
         from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
 
         parameters = ApiManagementServiceBackupRestoreParameters(
@@ -226,6 +235,9 @@ class Apim:
 
     def poll(self, service: ServiceId, operation_url: str) -> PollResult:
         """Ask Resource Manager once how the operation behind ``operation_url`` is doing."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
         if not self._is_arm_url(operation_url):
             error = "The recorded operation URL is not on ARM_ENDPOINT's host"
             return PollResult(PollState.FAILED, error=error)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,14 @@ from typing import Any
 from shared import errors, manifest
 from shared.checks import check_backup_start, require_idle, resolve_service
 from shared.ledger import Conflict
-from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.model import (
+    BACKUP_LIFETIME,
+    BackupRecord,
+    OperationKind,
+    OperationRecord,
+    Status,
+    Trigger,
+)
 from shared.naming import ServiceId, backup_name, next_second
 from shared.operations import (
     LOCK_GRACE,
@@ -22,6 +30,7 @@ from shared.operations import (
     storage_target,
     take_lock,
 )
+from shared.parallel import run_each
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,14 +51,21 @@ class Started:
     backup: BackupRecord
 
 
-def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) -> Started:
-    """Pre-check, lock, record, then ask APIM to back up. Never waits for the backup."""
+def start_backup(
+    runtime: Runtime,
+    service_ref: str | None,
+    trigger: Trigger,
+    cors_rules: Callable[[], int | None] | None = None,
+) -> Started:
+    """Pre-check, lock, record, then ask APIM to back up. Never waits for the backup.
+
+    ``cors_rules``: where the backup account's CORS rule count comes from (a tick reads
+    it once for all its services); by default, read now."""
     settings = runtime.settings
     service = resolve_service(settings, service_ref)
     info = runtime.apim.describe(service)
-    check_backup_start(
-        info, runtime.blobs.cors_rule_count(), service.name, settings.storage_account
-    )
+    cors = cors_rules() if cors_rules is not None else runtime.blobs.cors_rule_count()
+    check_backup_start(info, cors, service.name, settings.storage_account)
 
     operation_id = new_operation_id()
     take_lock(runtime, service, operation_id)
@@ -172,19 +188,45 @@ def _add_ledger_row(
 
 
 def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> list[Started]:
-    """One backup per configured service; a busy or refused service is logged and skipped."""
-    started: list[Started] = []
-    for service in runtime.settings.apim_services:
-        try:
-            started.append(start_backup(runtime, service.resource_id, trigger))
-        except errors.ProductError as exc:
-            log.warning(
-                "Scheduled backup of %s skipped: %s (%s)", service.name, exc.message, exc.code
-            )
-        except Exception:
-            # One service's storage or network failure must not cost the others their backup.
-            log.exception("Scheduled backup of %s failed", service.name)
-    return started
+    """One backup per configured service, MAX_PARALLEL at once; a busy or refused service
+    is logged and skipped, and never costs another service its backup."""
+    cors = read_once(runtime.blobs.cors_rule_count)  # one account for every service
+    results = run_each(
+        runtime.settings.apim_services,
+        lambda service: _start_scheduled(runtime, service, cors, trigger),
+        runtime.settings.max_parallel,
+        "backup",
+    )
+    return [started for started in results if started is not None]
+
+
+def _start_scheduled(
+    runtime: Runtime, service: ServiceId, cors: Callable[[], int | None], trigger: Trigger
+) -> Started | None:
+    """One service's scheduled start; every failure is caught and logged here."""
+    try:
+        return start_backup(runtime, service.resource_id, trigger, cors)
+    except errors.ProductError as exc:
+        log.warning("Scheduled backup of %s skipped: %s (%s)", service.name, exc.message, exc.code)
+    except Exception:
+        # One service's storage or network failure must not cost the others their backup.
+        log.exception("Scheduled backup of %s failed", service.name)
+    return None
+
+
+def read_once[T](read: Callable[[], T]) -> Callable[[], T]:
+    """``read``, called at most once however many threads ask (a failed read is not
+    kept: the next caller tries again and gets its own error)."""
+    lock = threading.Lock()
+    value: list[T] = []
+
+    def once() -> T:
+        with lock:
+            if not value:
+                value.append(read())
+            return value[0]
+
+    return once
 
 
 def list_backups(
@@ -197,9 +239,11 @@ def list_backups(
     service = _service_filter(runtime, service_ref) if service_ref else None
     wanted = _parse_status(status)
     now = runtime.clock()
+    # Unexpired backups are the last 30 days': only those travel, unless asked for all.
+    since = None if include_expired else now - BACKUP_LIFETIME
     rows = [
         r
-        for r in runtime.ledger.records(service=service, status=wanted)
+        for r in runtime.ledger.records(service=service, status=wanted, since=since)
         if include_expired or not r.is_expired(now)
     ]
     return sorted(rows, key=lambda r: (r.created_at, r.backup_name), reverse=True)
@@ -281,7 +325,12 @@ def health(runtime: Runtime) -> Health:
     """Each service has a restorable backup younger than RPO_HOURS, and nothing is stuck."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
-    services = [_service_health(runtime, s, now, rpo) for s in runtime.settings.apim_services]
+    services = run_each(  # one key-range read per service, MAX_PARALLEL at once
+        runtime.settings.apim_services,
+        lambda s: _service_health(runtime, s, now, rpo),
+        runtime.settings.max_parallel,
+        "health",
+    )
     stuck = _stuck_operations(runtime, now)
     healthy = all(s["healthy"] for s in services) and not stuck
     body = {
@@ -312,8 +361,7 @@ def certificate_warnings(runtime: Runtime, now: datetime) -> list[dict[str, Any]
 def _service_health(
     runtime: Runtime, service: ServiceId, now: datetime, rpo: timedelta
 ) -> dict[str, Any]:
-    restorable = [r for r in runtime.ledger.records(service=service.key) if r.is_restorable(now)]
-    newest = max(restorable, key=lambda r: r.created_at, default=None)
+    newest = newest_restorable(runtime, service.key, now)
     if newest is None:
         return {
             "service": service.name,
@@ -332,6 +380,15 @@ def _service_health(
         if healthy
         else f"newest restorable backup is older than {runtime.settings.rpo_hours} hours",
     }
+
+
+def newest_restorable(runtime: Runtime, service: str, now: datetime) -> BackupRecord | None:
+    """The service's newest restorable backup. Only the last 30 days can hold one (a
+    backup is restorable for 30 days at most): a RowKey range of the service's
+    partition, one request whatever the history."""
+    since = runtime.ledger.since(service, now - BACKUP_LIFETIME, Status.SUCCEEDED)
+    restorable = [r for r in since if r.is_restorable(now)]
+    return max(restorable, key=lambda r: (r.created_at, r.backup_name), default=None)
 
 
 def _stuck_operations(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
