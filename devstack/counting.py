@@ -26,6 +26,9 @@ class Sent:
 
     by_port: Counter[int] = field(default_factory=Counter)
     by_method: Counter[str] = field(default_factory=Counter)
+    # Each request's path and query, in the order sent (no host: nothing secret is kept,
+    # the storage SDKs send keys in headers, never in URLs).
+    paths: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -41,6 +44,7 @@ class Sent:
         with self._lock:
             self.by_port[port] += 1
             self.by_method[method.upper()] += 1
+            self.paths.append(f"{parts.path}?{parts.query}")
 
 
 @contextmanager

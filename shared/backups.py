@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -325,48 +325,58 @@ def health(runtime: Runtime) -> Health:
     """Each service has a restorable backup younger than RPO_HOURS, and nothing is stuck."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
-    services = run_each(  # one key-range read per service, MAX_PARALLEL at once
-        runtime.settings.apim_services,
-        lambda s: _service_health(runtime, s, now, rpo),
-        runtime.settings.max_parallel,
-        "health",
+    services = runtime.settings.apim_services
+    recent = run_each(  # one key-range read per service, MAX_PARALLEL at once
+        services, lambda s: _recent(runtime, s.key, now), runtime.settings.max_parallel, "health"
     )
     stuck = _stuck_operations(runtime, now)
-    healthy = all(s["healthy"] for s in services) and not stuck
+    reports = [_service_health(s, rows, now, rpo) for s, rows in zip(services, recent, strict=True)]
+    healthy = all(r["healthy"] for r in reports) and not stuck
+    certificates = [
+        warning
+        for service, rows in zip(services, recent, strict=True)
+        for warning in _certificate_warnings(service, rows, now, runtime.settings.cert_warning_days)
+    ]
     body = {
         "status": "Healthy" if healthy else "Unhealthy",
         "rpoHours": runtime.settings.rpo_hours,
-        "services": services,
+        "services": reports,
         "stuckOperations": stuck,
-        "warnings": {"certificates": certificate_warnings(runtime, now)},
+        "warnings": {"certificates": certificates},
     }
     return Health(healthy, body)
 
 
-def certificate_warnings(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
-    """Certificates in each service's newest manifest that expire within
-    CERT_WARNING_DAYS. From the ledger's copy of the metadata: no blob is read. A warning
-    only: it never makes health unhealthy."""
-    warnings: list[dict[str, Any]] = []
-    for service in runtime.settings.apim_services:
-        with_manifest = [r for r in runtime.ledger.records(service=service.key) if r.manifest_blob]
-        newest = max(with_manifest, key=lambda r: r.created_at, default=None)
-        if newest is not None:
-            warnings += manifest.expiring_certificates(
-                service.name, newest.certificates, now, runtime.settings.cert_warning_days
-            )
-    return warnings
+def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:
+    """The service's backups of the last 30 days, the only ones that can be restorable
+    (a backup is restorable for 30 days at most): a RowKey range of the service's
+    partition, one request whatever the history."""
+    return list(runtime.ledger.since(service, now - BACKUP_LIFETIME))
+
+
+def _certificate_warnings(
+    service: ServiceId, recent: list[BackupRecord], now: datetime, days: int
+) -> list[dict[str, Any]]:
+    """Certificates in the service's newest manifest that expire within CERT_WARNING_DAYS.
+    From the ledger's copy of the metadata: no blob is read. A warning only: it never
+    makes health unhealthy."""
+    with_manifest = [r for r in recent if r.manifest_blob]
+    newest = max(with_manifest, key=lambda r: (r.created_at, r.backup_name), default=None)
+    if newest is None:
+        return []
+    return manifest.expiring_certificates(service.name, newest.certificates, now, days)
 
 
 def _service_health(
-    runtime: Runtime, service: ServiceId, now: datetime, rpo: timedelta
+    service: ServiceId, recent: list[BackupRecord], now: datetime, rpo: timedelta
 ) -> dict[str, Any]:
-    newest = newest_restorable(runtime, service.key, now)
+    newest = _newest_restorable(recent, now)
     if newest is None:
         return {
             "service": service.name,
             "healthy": False,
             "newestBackup": None,
+            "ageHours": None,
             "reason": "no restorable backup",
         }
     age = now - newest.created_at
@@ -378,17 +388,19 @@ def _service_health(
         "ageHours": round(age.total_seconds() / 3600, 2),
         "reason": None
         if healthy
-        else f"newest restorable backup is older than {runtime.settings.rpo_hours} hours",
+        else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours",
     }
 
 
-def newest_restorable(runtime: Runtime, service: str, now: datetime) -> BackupRecord | None:
-    """The service's newest restorable backup. Only the last 30 days can hold one (a
-    backup is restorable for 30 days at most): a RowKey range of the service's
-    partition, one request whatever the history."""
-    since = runtime.ledger.since(service, now - BACKUP_LIFETIME, Status.SUCCEEDED)
-    restorable = [r for r in since if r.is_restorable(now)]
+def _newest_restorable(rows: Iterable[BackupRecord], now: datetime) -> BackupRecord | None:
+    restorable = [r for r in rows if r.is_restorable(now)]
     return max(restorable, key=lambda r: (r.created_at, r.backup_name), default=None)
+
+
+def newest_restorable(runtime: Runtime, service: str, now: datetime) -> BackupRecord | None:
+    """The service's newest restorable backup, in one key-range read (see ``_recent``)."""
+    since = runtime.ledger.since(service, now - BACKUP_LIFETIME, Status.SUCCEEDED)
+    return _newest_restorable(since, now)
 
 
 def _stuck_operations(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:

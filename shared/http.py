@@ -10,13 +10,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
 
 from shared import auth, errors
 from shared.operations import Progress
@@ -243,7 +236,7 @@ def handle(
         # The message names the setting only; a secret's value is never in it.
         log.error("Configuration error: %s", exc)
         return json_response({"error": {"code": "ConfigurationError", "message": str(exc)}}, 500)
-    except AzureError as exc:
+    except Exception as exc:
         unavailable = dependency_unavailable(exc)
         if unavailable is None:
             log.exception("Unexpected error")
@@ -251,9 +244,6 @@ def handle(
         # The type and status only: an SDK message may quote a URL, which may carry a SAS.
         log.error("Request failed: %s", unavailable.message)
         return error_response(unavailable)
-    except Exception:
-        log.exception("Unexpected error")
-        return _internal_error()
 
 
 def _internal_error() -> func.HttpResponse:
@@ -272,7 +262,7 @@ _DEPENDENCY_PACKAGES = (
 )
 
 
-def dependency_unavailable(exc: AzureError) -> errors.DependencyUnavailable | None:
+def dependency_unavailable(exc: Exception) -> errors.DependencyUnavailable | None:
     """The DependencyUnavailable an SDK failure amounts to, or None when it is not one.
 
     Unavailable: no connection, a dropped one or a timeout, the service failing or
@@ -280,6 +270,17 @@ def dependency_unavailable(exc: AzureError) -> errors.DependencyUnavailable | No
     succeed later, and the caller needs to know which dependency to look at. Any other
     answer (a 400, a 404 on a table) is a bug of ours, and stays a 500.
     """
+    # Imported here, not at load: a cold start must not pay for azure.core (issue 9).
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if not isinstance(exc, AzureError):
+        return None
     dependency = _dependency_of(exc)
     if dependency is None:
         return None

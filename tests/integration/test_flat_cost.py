@@ -201,8 +201,12 @@ def test_parallel_tick_one_failure_costs_no_other_service_its_backup(product: Pr
         assert rows[service].status is Status.RUNNING
     assert rows["fabrikam-apim"].status is Status.FAILED  # APIM said no: recorded
     assert "consumption-apim" not in rows  # refused before anything was written
+    # The CORS rules (the blob service's properties): read once for the whole tick.
+    assert sum("comp=properties" in path for path in sent.paths) == 1
     blob_port = product.stack.azurite.blob_port
-    assert sent.by_port[blob_port] == 1  # the CORS rules: read once for the whole tick
+    manifests = [p for p in sent.paths if p.endswith(".manifest.json?")]
+    assert len(manifests) == len(good)  # one per started backup; none for a refused start
+    assert sent.by_port[blob_port] >= 1 + len(manifests)
 
 
 def test_housekeeping_polls_each_running_operation_once(product: Product):
