@@ -1,8 +1,9 @@
 // Grants one principal a set of data roles on one blob container (not the account);
 // deployed into the account's resource group. With blobPrefix, every assignment carries
-// an Azure ABAC condition: reading a blob's content, writing, adding to or deleting a
-// blob is allowed only when the blob's name starts with blobPrefix. Listing blob names
-// stays allowed (the path attribute does not exist for a list request).
+// an Azure ABAC condition: reading a blob's content, writing, adding to, deleting or
+// renaming (move, on accounts with a hierarchical namespace) a blob is allowed only when
+// the blob's name starts with blobPrefix. Listing blob names stays allowed (the path
+// attribute does not exist for a list request).
 
 @description('Required. Name of the storage account, in this resource group.')
 param storageAccountName string
@@ -30,9 +31,12 @@ param blobPrefix string = ''
 
 var blobActions = 'Microsoft.Storage/storageAccounts/blobServices/containers/blobs'
 // One line on purpose: checkov's Bicep parser does not read a ternary or an expression
-// broken over lines. Reads other than List, writes, appends and deletes must name a blob
-// under the prefix; everything else the role allows (List) is not affected.
-var prefixCondition = '((!(ActionMatches{\'${blobActions}/read\'} AND NOT SubOperationMatches{\'Blob.List\'}) AND !(ActionMatches{\'${blobActions}/write\'}) AND !(ActionMatches{\'${blobActions}/add/action\'}) AND !(ActionMatches{\'${blobActions}/delete\'})) OR (@Resource[${blobActions}:path] StringStartsWith \'${blobPrefix}\'))'
+// broken over lines. Reads other than List, writes, appends, deletes and renames must
+// name a blob under the prefix; everything else the role allows (List) is not affected.
+// move/action is in Storage Blob Data Contributor: left out, an identity could rename
+// another service's backup (an existing account with a hierarchical namespace) into its
+// own prefix and then read it.
+var prefixCondition = '((!(ActionMatches{\'${blobActions}/read\'} AND NOT SubOperationMatches{\'Blob.List\'}) AND !(ActionMatches{\'${blobActions}/write\'}) AND !(ActionMatches{\'${blobActions}/add/action\'}) AND !(ActionMatches{\'${blobActions}/delete\'}) AND !(ActionMatches{\'${blobActions}/move/action\'})) OR (@Resource[${blobActions}:path] StringStartsWith \'${blobPrefix}\'))'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName

@@ -352,12 +352,14 @@ def test_container_roles_are_on_the_container_with_a_blob_path_condition() -> No
     declared = variables(tree)
     condition = text(declared["prefixCondition"]).replace("\\'", "'")  # Bicep's \' is '
     assert text(declared["blobActions"]) == f"'{_BLOBS}'"
-    # Read (other than List), write, add and delete: only on blobs under the prefix.
+    # Read (other than List), write, add, delete and move (rename, in Storage Blob Data
+    # Contributor): only on blobs under the prefix.
     for action in (
         "read'} AND NOT SubOperationMatches{'Blob.List'}",
         "write'}",
         "add/action'}",
         "delete'}",
+        "move/action'}",
     ):
         assert "!(ActionMatches{'${blobActions}/" + action in condition, action
     assert condition.endswith(
