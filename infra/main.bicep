@@ -609,7 +609,6 @@ module functionApp 'app/function-app.bicep' = {
     entraClientId: entraClientId
     entraAppIdUri: entraAppIdUri
     virtualNetworkSubnetId: functionSubnetId
-    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
   // The host starts as soon as the site exists: let it find its roles in place. A Key
   // Vault reference resolved before its role exists is not retried for hours.

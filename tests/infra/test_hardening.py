@@ -525,7 +525,6 @@ def _code() -> str:
             "tableService",
             {"StorageRead", "StorageWrite", "StorageDelete"},
         ),
-        ("app/function-app.bicep", "siteDiagnostics", "site", {"FunctionAppLogs"}),
         ("app/key-vault-access.bicep", "vaultDiagnostics", "vault", {"AuditEvent"}),
     ],
 )
@@ -544,9 +543,16 @@ def test_diagnostic_settings_send_audit_logs_to_the_workspace(
     assert logs == categories
 
 
+def test_no_diagnostic_setting_on_the_flex_consumption_site() -> None:
+    # Flex Consumption does not support diagnostic settings; the app's logs reach the
+    # workspace through Application Insights (AppTraces), where the alert rules read them.
+    tree = parse(INFRA / "app/function-app.bicep")
+    assert not resource_declarations(tree, "Microsoft.Insights/diagnosticSettings@")
+
+
 def test_main_wires_the_workspace_into_every_diagnostic_setting() -> None:
     main = (INFRA / "main.bicep").read_text()
-    for module in ("backupStorage", "keyVaultAccess", "functionApp"):
+    for module in ("backupStorage", "keyVaultAccess"):
         block = main.split(f"module {module} ", 1)[1].split("\nmodule ", 1)[0]
         assert "logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId" in block, module
 
