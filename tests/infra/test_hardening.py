@@ -467,6 +467,8 @@ def test_custom_apim_roles_hold_exactly_the_actions_the_product_calls() -> None:
     read = {
         "Microsoft.ApiManagement/service/read",
         "Microsoft.ApiManagement/service/workspaceLinks/read",
+        # Polling the Location a backup or restore answers ({service}/operationresults/...).
+        "Microsoft.ApiManagement/service/operationresults/read",
         # The settings manifest and drift read the service's diagnostic settings.
         "Microsoft.Insights/diagnosticSettings/read",
     }
