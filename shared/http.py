@@ -287,8 +287,10 @@ def dependency_unavailable(exc: Exception) -> errors.DependencyUnavailable | Non
     if isinstance(exc, ClientAuthenticationError):
         status = exc.status_code
     elif isinstance(exc, HttpResponseError):
+        # Storage answers a missing data role (AuthorizationPermissionMismatch) or its
+        # firewall (AuthorizationFailure) with a plain 403, not ClientAuthenticationError.
         status = exc.status_code
-        if status is None or not (status in (408, 429) or status >= 500):
+        if status is None or not (status in (401, 403, 408, 429) or status >= 500):
             return None
     elif isinstance(exc, ServiceRequestError | ServiceResponseError):
         status = None

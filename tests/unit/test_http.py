@@ -197,6 +197,33 @@ def test_an_unreachable_dependency_is_a_503_naming_it(module, exc, target, cause
     assert error["message"].endswith(f"cannot be reached: {cause}")
 
 
+def answered(status: int) -> HttpResponseError:
+    exc = HttpResponseError(f"HTTP {status}")
+    exc.status_code = status
+    return exc
+
+
+@pytest.mark.parametrize("status", [401, 403, 408, 429, 500, 503])
+def test_storage_refusing_our_identity_or_failing_is_a_503_naming_storage(status: int):
+    # A 403 from Table Storage is a plain HttpResponseError (AuthorizationFailure from its
+    # firewall, AuthorizationPermissionMismatch for a missing data role): not our bug.
+    response = handle(raised_in("azure.data.tables._table_client", answered(status)))
+    assert response.status_code == 503, response.get_body()
+    error = json.loads(response.get_body())["error"]
+    assert error == {
+        "code": "DependencyUnavailable",
+        "message": f"storage cannot be reached: HttpResponseError (HTTP {status})",
+        "target": "storage",
+    }
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 412, 413])
+def test_a_storage_answer_to_a_request_of_ours_stays_a_500(status: int):
+    response = handle(raised_in("azure.data.tables._table_client", answered(status)))
+    assert response.status_code == 500
+    assert json.loads(response.get_body())["error"]["code"] == "InternalError"
+
+
 def test_a_storage_refusal_that_is_our_bug_stays_a_500():
     # A 400 from storage (a query it will not run) is not an outage: it must stay visible.
     response = handle(raised_in("azure.data.tables._models", HttpResponseError("bad filter")))
