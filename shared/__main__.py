@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from azure.core.exceptions import AzureError
 
@@ -93,19 +93,20 @@ def wait_for(
     return operation
 
 
-def print_drift(operation: OperationRecord) -> None:
+def print_drift(operation: OperationRecord, file: TextIO | None = None) -> None:
     """A succeeded restore's drift: each setting the target lacks, and what to do."""
+    out = file or sys.stdout
     if operation.drift_error:
-        print(f"drift: {operation.drift_error}")
+        print(f"drift: {operation.drift_error}", file=out)
     if operation.drift is None:
         return
     if not operation.drift:
-        print("drift: none; the target's settings match the backup's manifest")
+        print("drift: none; the target's settings match the backup's manifest", file=out)
         return
-    print(f"drift: {len(operation.drift)} setting(s) differ from the source:")
+    print(f"drift: {len(operation.drift)} setting(s) differ from the source:", file=out)
     for item in operation.drift:
-        print(f"  - {item['setting']}: source {item['source']}, target {item['target']}")
-        print(f"    {item['action']}")
+        print(f"  - {item['setting']}: source {item['source']}, target {item['target']}", file=out)
+        print(f"    {item['action']}", file=out)
 
 
 def _exit_code(operation: OperationRecord) -> int:
@@ -199,7 +200,8 @@ def _run(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.command == "status":
         progress = operations.get_operation(runtime, args.operation_id)
         _print_json(progress.operation.to_api(""))
-        print_drift(progress.operation)
+        # stdout stays one JSON document (it already holds the drift) for scripts and jq.
+        print_drift(progress.operation, file=sys.stderr)
         return _exit_code(progress.operation)
     if args.command == "show":
         _print_json(backups.backup_details(runtime, args.backup_name))
