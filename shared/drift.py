@@ -107,6 +107,24 @@ def _expiry(cert: Mapping[str, Any]) -> str:
     return f"{moment:%Y-%m-%d}" if moment else "an unknown date"
 
 
+def _add_hostname(hostname: Mapping[str, Any], name: str) -> str:
+    """How to add a missing hostname, by where its certificate comes from."""
+    if hostname.get("keyVaultId"):
+        return (
+            f"add it with the certificate from {hostname['keyVaultId']} before moving DNS "
+            f"to {name}."
+        )
+    if hostname.get("certificateSource") == "Managed":
+        # APIM issues a managed certificate only once the hostname's DNS points at it.
+        return (
+            f"add it with a managed certificate as you move its DNS to {name} (APIM issues "
+            "one only once the hostname resolves to the service), or bind your own before."
+        )
+    thumbprint = _thumbprint(hostname)
+    which = f"the certificate with thumbprint {thumbprint}" if thumbprint else "its certificate"
+    return f"add it with {which} (uploaded to the source) before moving DNS to {name}."
+
+
 def _hostname_drift(
     source: Mapping[str, Any], target: Mapping[str, Any], name: str
 ) -> list[DriftItem]:
@@ -117,14 +135,13 @@ def _hostname_drift(
         setting = f"hostnameConfigurations[{kind}:{host}]"
         other = theirs.get(key)
         if other is None:
-            where = ours.get("keyVaultId") or ours.get("certificateSource") or "its certificate"
             items.append(
                 _item(
                     setting,
                     host,
                     None,
-                    f"Hostname {host} ({kind}) is not configured on {name}: add it with the "
-                    f"certificate from {where} before moving DNS to {name}.",
+                    f"Hostname {host} ({kind}) is not configured on {name}: "
+                    + _add_hostname(ours, name),
                 )
             )
             continue
@@ -284,13 +301,17 @@ def _simple_drift(
     items.extend(_identity_drift(source, target, name))
     ours, theirs = _locations(source), _locations(target)
     if set(ours) != set(theirs):
+        add = ", ".join(sorted(ours[k] for k in set(ours) - set(theirs)))
+        remove = ", ".join(sorted(theirs[k] for k in set(theirs) - set(ours)))
+        steps = [f"add {add}" if add else "", f"remove {remove}" if remove else ""]
         items.append(
             _item(
                 "additionalLocations",
                 ", ".join(sorted(ours.values())) or None,
                 ", ".join(sorted(theirs.values())) or None,
-                f"The source serves from these extra regions, {name} from those: add or "
-                "remove regions on it (Premium) if it is to carry the same traffic.",
+                f"{name}'s extra regions are not the source's: "
+                f"{' and '.join(s for s in steps if s)} on {name} (Premium) if it is to carry "
+                "the same traffic.",
             )
         )
     cap_a = (source.get("sku") or {}).get("capacity")

@@ -158,3 +158,34 @@ def test_diagnostic_settings_missing_on_the_target_and_unknown_sides():
     # Not readable on one side (no Monitoring Reader): nothing to say.
     assert compare(ours, {"diagnosticSettings": None}, "standby") == []
     assert compare({"diagnosticSettings": None}, theirs, "standby") == []
+
+
+def test_a_missing_hostname_says_where_its_certificate_comes_from():
+    hostnames = [
+        {"type": "Proxy", "hostName": "kv.contoso.com", "keyVaultId": "https://kv/secrets/t"},
+        {"type": "Proxy", "hostName": "up.contoso.com", "certificateSource": "Custom",
+         "certificate": {"thumbprint": "ab12"}},
+        {"type": "Proxy", "hostName": "free.contoso.com", "certificateSource": "Managed"},
+    ]  # fmt: skip
+    actions = [d["action"] for d in compare({"hostnameConfigurations": hostnames}, {}, "sb")]
+    assert actions == [
+        "Hostname free.contoso.com (Proxy) is not configured on sb: add it with a managed "
+        "certificate as you move its DNS to sb (APIM issues one only once the hostname "
+        "resolves to the service), or bind your own before.",
+        "Hostname kv.contoso.com (Proxy) is not configured on sb: add it with the certificate "
+        "from https://kv/secrets/t before moving DNS to sb.",
+        "Hostname up.contoso.com (Proxy) is not configured on sb: add it with the certificate "
+        "with thumbprint AB12 (uploaded to the source) before moving DNS to sb.",
+    ]
+
+
+def test_regions_drift_names_the_regions_to_add_and_to_remove():
+    ours = {"additionalLocations": [{"location": "East US 2"}, {"location": "West US"}]}
+    theirs = {"additionalLocations": [{"location": "eastus2"}, {"location": "North Europe"}]}
+    (item,) = compare(ours, theirs, "sb")
+    assert item["action"] == (
+        "sb's extra regions are not the source's: add West US and remove North Europe on sb "
+        "(Premium) if it is to carry the same traffic."
+    )
+    same = {"additionalLocations": [{"location": "westus"}, {"location": "eastus2"}]}
+    assert compare(ours, same, "sb") == []  # names compare as ARM's location keys
