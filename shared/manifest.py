@@ -29,6 +29,9 @@ MANIFEST_SUFFIX = ".manifest.json"
 # bounded so that it always fits one table property (32K characters).
 MAX_CERTIFICATES = 30
 MAX_CERTIFICATE_FIELD = 256
+# The column is json.dumps'ed, which writes a non-ASCII character as six (\uXXXX): 30
+# subjects in another script could otherwise reach 64K and fail the ledger row's write.
+MAX_CERTIFICATES_JSON = 30_000
 MAX_STRING = 2048  # a longer "value" is not a setting but data: it is dropped
 MAX_ITEMS = 100
 _FRACTION = re.compile(r"\.(\d+)")  # fromisoformat takes at most six fractional digits
@@ -256,7 +259,8 @@ def parse_time(text: Any) -> datetime | None:
 
 def certificates(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every certificate the settings name, with what health needs: host name (None for a
-    CA certificate), thumbprint, subject and expiry. At most MAX_CERTIFICATES."""
+    CA certificate), thumbprint, subject and expiry. At most MAX_CERTIFICATES, and no more
+    than fit MAX_CERTIFICATES_JSON characters of JSON (the ledger's copy)."""
     found: list[dict[str, Any]] = []
     for hostname in settings.get("hostnameConfigurations") or []:
         cert = hostname.get("certificate") or {}
@@ -266,7 +270,13 @@ def certificates(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
         cert = ca.get("certificate") or {}
         if cert.get("expiry") or cert.get("thumbprint"):
             found.append(_certificate(None, cert))
-    return found[:MAX_CERTIFICATES]
+    kept, size = [], 2
+    for item in found[:MAX_CERTIFICATES]:
+        size += len(json.dumps(item)) + 2
+        if size > MAX_CERTIFICATES_JSON:
+            break
+        kept.append(item)
+    return kept
 
 
 def _certificate(host_name: Any, cert: Mapping[str, Any]) -> dict[str, Any]:

@@ -252,6 +252,16 @@ def test_the_ledger_copy_of_the_certificates_fits_one_table_property():
     found = certificates({"hostnameConfigurations": hostnames})
     assert len(found) == 30
     assert len(json.dumps(found)) < 32_000
+    # json.dumps writes a non-ASCII character as six: such subjects are cut by count.
+    wide = [
+        {"hostName": f"{i}{long}", "certificate": {"thumbprint": long,
+         "subject": "CN=" + "\u00fc" * 2000, "expiry": "2027-01-01T00:00:00Z"}}
+        for i in range(200)
+    ]  # fmt: skip
+    found = certificates({"hostnameConfigurations": wide})
+    assert 10 < len(found) < 30
+    assert len(json.dumps(found)) <= 30_000
+    assert found == certificates({"hostnameConfigurations": wide[: len(found)]})
 
 
 def test_ledger_and_operation_rows_carry_the_new_columns():
