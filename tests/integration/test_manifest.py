@@ -214,6 +214,24 @@ def test_a_manifest_that_cannot_be_written_does_not_fail_the_backup(
     assert shown["manifest"]["backupName"] == later
 
 
+def test_a_manifest_gone_or_too_large_is_named_and_the_backup_still_shown(product: Product):
+    name = backed_up(product)
+    container = product.blob_service.get_container_client(product.runtime.settings.container)
+    manifest_blob = f"{name}.manifest.json"
+
+    # Larger than read_json's 1 MiB cap (valid JSON, so only the cap can refuse it).
+    container.upload_blob(manifest_blob, b'{"pad": "' + b"x" * (1 << 20) + b'"}', overwrite=True)
+    detail = body_of(get_backup(name))
+    assert detail["backupName"] == name and detail["status"] == "Succeeded"
+    assert detail["manifest"] is None
+    assert detail["manifestError"] == "The manifest could not be read: ValueError"
+
+    container.delete_blob(manifest_blob)
+    detail = body_of(get_backup(name))
+    assert detail["manifest"] is None
+    assert detail["manifestError"] == "The manifest blob is gone (pruned with its backup?)"
+
+
 EXPECTED_DRIFT = [
     {
         "setting": "hostnameConfigurations[Proxy:api.contoso.example]",
