@@ -318,6 +318,40 @@ def test_standby_sync_into_a_standby_with_other_settings_gives_the_exact_drift(
     assert standby_after["identity"] == standby_before["identity"]
 
 
+def test_a_drift_too_long_for_one_table_property_is_cut_and_the_restore_settles(
+    product: Product,
+):
+    # 100 custom hostnames missing on the standby: ~300 characters of drift each, about
+    # 30,000 in all, past what one table property holds. Unbounded, the settle's write
+    # of the operation row would fail, and the restore would never leave Running.
+    properties = source_properties(product)
+    properties["hostnameConfigurations"] += [
+        {
+            "type": "Proxy",
+            "hostName": f"api{i:03}.contoso.example",
+            "certificateSource": "KeyVault",
+            "keyVaultId": f"https://kv-contoso-apim.vault.azure.net/secrets/tls-{i:03}",
+        }
+        for i in range(100)
+    ]
+    product.stack.control.patch_service("contoso-apim", {"properties": properties})
+    name = backed_up(product)
+
+    started = body_of(post_restore({"backupName": name, "targetService": "contoso-standby"}))
+    done = get_operation(started["operationId"])
+
+    assert done.status_code == 200
+    body = body_of(done)
+    assert body["status"] == "Succeeded" and body["driftError"] is None
+    assert len(json.dumps(body["drift"])) <= 30_000
+    assert body["drift"][0]["setting"] == "hostnameConfigurations[Proxy:api.contoso.example]"
+    note = body["drift"][-1]
+    assert note["setting"] == "drift"
+    assert note["action"].endswith(
+        "more difference(s) not shown: compare the manifest with the target."
+    )
+
+
 def test_a_restore_into_a_matching_standby_gives_an_empty_drift(
     product: Product, capsys: pytest.CaptureFixture[str]
 ):
