@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # Consumption have neither).
 BACKUP_TIERS = frozenset({"Developer", "Basic", "Standard", "Premium"})
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
+DIAGNOSTIC_SETTINGS_TIMEOUT = 10  # seconds, per connection and per read
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,15 @@ class Apim:
             f"diagnosticSettings?api-version={DIAGNOSTIC_SETTINGS_API}"
         )
         try:
-            response = self._client(service)._send_request(HttpRequest("GET", url))
+            # Called after APIM has accepted a backup, while the caller waits for the 202:
+            # one short attempt, not the client's retries (a throttled or slow Insights
+            # provider cost 30 s per start) nor azure-core's 300 s read timeout.
+            response = self._client(service)._send_request(
+                HttpRequest("GET", url),
+                retry_total=0,
+                connection_timeout=DIAGNOSTIC_SETTINGS_TIMEOUT,
+                read_timeout=DIAGNOSTIC_SETTINGS_TIMEOUT,
+            )
         except AzureError as exc:
             raise ApimRequestFailed(
                 f"Resource Manager is unreachable: {type(exc).__name__}"

@@ -4,7 +4,11 @@ The order of writes is what keeps the ledger honest when a process dies mid-way:
 1. take the service's lock (atomic; the loser of a race is refused, nothing written);
 2. write our rows as Running, *before* APIM is called, so a crash leaves a trace that
    housekeeping later settles (a timeout) rather than an untracked backup;
-3. call APIM without waiting, then record the URL to poll;
+3. call APIM without waiting, then record the URL to poll on the operation row; for a
+   backup, then write its settings manifest (never fails the start: a failure is noted
+   as ManifestError) and note the URL and the manifest on the ledger row. A crash in
+   between leaves the ledger row without them: it is settled from the operation row as
+   in 4, and an unnamed manifest blob is still pruned with its backup (by its name);
 4. when a poll says the operation ended: the operation row first (ETag-guarded, so one
    verdict wins), the ledger row second, the lock last. A crash after the first write
    is repaired by housekeeping, which settles Running ledger rows from their operation.
