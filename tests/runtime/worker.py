@@ -1,0 +1,181 @@
+"""Drive the app through ``azure_functions_runtime`` exactly as the proxy worker does.
+
+The sequence is the host's: ``WorkerInitRequest`` (the runtime imports function_app.py
+and indexes it), ``FunctionsMetadataRequest`` (the functions and bindings the host
+registers), one ``FunctionLoadRequest`` per function, then ``InvocationRequest``s carrying
+the trigger's data as the host encodes it (``RpcHttp`` for HTTP, the timer's JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+from urllib.parse import urlencode
+
+import azure_functions_runtime as runtime
+
+from tests.runtime.protocol import WorkerRequest, build
+
+REPO = Path(__file__).resolve().parents[2]
+APP_MODULE = "function_app"
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """One function as the host registers it: its metadata and its raw bindings, parsed."""
+
+    name: str
+    function_id: str
+    bindings: tuple[dict[str, Any], ...]
+
+    @property
+    def trigger(self) -> dict[str, Any]:
+        (found,) = [b for b in self.bindings if str(b["type"]).endswith("Trigger")]
+        return found
+
+    def describe(self) -> str:
+        """One line: name, trigger and what the host reads from it."""
+        trigger = self.trigger
+        if trigger["type"] == "httpTrigger":
+            methods = ",".join(trigger.get("methods", []))
+            where = f"{methods} /api/{trigger['route']} authLevel={trigger['authLevel']}"
+        else:
+            where = f"schedule={trigger['schedule']} runOnStartup={trigger.get('runOnStartup')}"
+        return f"{self.name:<18} {trigger['type']:<12} {where}"
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class InvocationFailed(AssertionError):
+    pass
+
+
+class Worker:
+    """The runtime behind a stand-in proxy: one per test session (the runtime is global)."""
+
+    def __init__(self) -> None:
+        self.protos: SimpleNamespace = build()
+        self.loop = asyncio.new_event_loop()
+        self.functions: dict[str, Indexed] = {}
+        self.init_response: Any = None
+        self._previous_app: ModuleType | None = None
+
+    def _send(self, handler: Any, name: str, **content: Any) -> Any:
+        message = self.protos.StreamingMessage(request_id=uuid.uuid4().hex, **content)
+        properties = {"protos": self.protos, "host": "127.0.0.1"}
+        return self.loop.run_until_complete(handler(WorkerRequest(name, message, properties)))
+
+    def start(self, directory: Path = REPO) -> None:
+        # A worker is a fresh process: it imports function_app.py itself. Set aside any
+        # copy this test process already imported (FunctionApp indexes once per object).
+        self._previous_app = sys.modules.pop(APP_MODULE, None)
+        importlib.invalidate_caches()
+        runtime.start_threadpool_executor()
+        init = self.protos.WorkerInitRequest(
+            host_version="4.1000.0",
+            function_app_directory=str(directory),
+            capabilities={"RpcHttpBodyOnly": "true", "RawHttpBodyBytes": "true"},
+        )
+        self.init_response = self._send(
+            runtime.worker_init_request, "WorkerInitRequest", worker_init_request=init
+        )
+        self._check(self.init_response.result, "WorkerInitRequest")
+        metadata = self._send(
+            runtime.functions_metadata_request,
+            "WorkerMetadataRequest",
+            functions_metadata_request=self.protos.FunctionsMetadataRequest(
+                function_app_directory=str(directory)
+            ),
+        )
+        self._check(metadata.result, "FunctionsMetadataRequest")
+        assert not metadata.use_default_metadata_indexing, "the worker asked for function.json"
+        for meta in metadata.function_metadata_results:
+            loaded = self._send(
+                runtime.function_load_request,
+                "FunctionLoadRequest",
+                function_load_request=self.protos.FunctionLoadRequest(
+                    function_id=meta.function_id, metadata=meta
+                ),
+            )
+            self._check(loaded.result, f"FunctionLoadRequest {meta.name}")
+            bindings = tuple(json.loads(raw) for raw in meta.raw_bindings)
+            self.functions[meta.name] = Indexed(meta.name, meta.function_id, bindings)
+
+    def stop(self) -> None:
+        runtime.stop_threadpool_executor()
+        self.loop.close()
+        if self._previous_app is not None:
+            sys.modules[APP_MODULE] = self._previous_app
+
+    def _check(self, result: Any, what: str) -> None:
+        if result.status != self.protos.StatusResult.Success:
+            raise InvocationFailed(f"{what} failed: {result.exception.message}")
+
+    def _invoke(self, name: str, arg: str, data: Any) -> Any:
+        function = self.functions[name]
+        request = self.protos.InvocationRequest(
+            invocation_id=uuid.uuid4().hex,
+            function_id=function.function_id,
+            input_data=[self.protos.ParameterBinding(name=arg, data=data)],
+        )
+        response = self._send(
+            runtime.invocation_request, "FunctionInvocationRequest", invocation_request=request
+        )
+        self._check(response.result, f"invocation of {name}")
+        return response
+
+    def http(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        body: bytes = b"",
+        query: dict[str, str] | None = None,
+        route_params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpAnswer:
+        """Invoke an HTTP function with the request the host would pass it."""
+        trigger = self.functions[name].trigger
+        url = f"https://backup.example.net/api/{path}"
+        if query:
+            url += "?" + urlencode(query)
+        http = self.protos.RpcHttp(
+            method=method,
+            url=url,
+            headers={"content-type": "application/json", **(headers or {})},
+            body=self.protos.TypedData(bytes=body),
+            params=route_params or {},
+            query=query or {},
+        )
+        response = self._invoke(name, trigger["name"], self.protos.TypedData(http=http))
+        returned = response.return_value.http
+        return HttpAnswer(int(returned.status_code), dict(returned.headers), returned.body.bytes)
+
+    def timer(self, name: str, *, past_due: bool = False) -> None:
+        """Fire a timer function with the payload the host's timer trigger sends."""
+        trigger = self.functions[name].trigger
+        payload = {
+            "Schedule": {"AdjustForDST": True},
+            "ScheduleStatus": None,
+            "IsPastDue": past_due,
+        }
+        response = self._invoke(
+            name, trigger["name"], self.protos.TypedData(json=json.dumps(payload))
+        )
+        assert not response.HasField("return_value"), f"{name} returned a value"
