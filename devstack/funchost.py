@@ -1,0 +1,146 @@
+"""A stand-in for the Functions host's HTTP front, for the tests and ``make up``.
+
+The app's HTTP functions served on loopback under /api/<route>, each demanding its own
+function key (or the host key) in ``x-functions-key`` or ``?code=``, as the real host does
+at AuthLevel.FUNCTION; a path or method no function serves is 404, as on the host.
+
+The real host (Core Tools) cannot be installed here; this lets a real HTTP client (the
+runbook, curl, schemathesis) talk to the real handlers.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import azure.functions as func
+
+import function_app
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    handler: Handler
+
+
+@cache
+def http_routes() -> tuple[Route, ...]:
+    """The app's HTTP functions, read once (FunctionApp.get_functions may run only once)."""
+    routes = []
+    for fn in function_app.app.get_functions():
+        trigger = fn.get_trigger()
+        route = getattr(trigger, "route", None)
+        name = fn.get_function_name()
+        if route is None or name is None:
+            continue
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route)
+        methods = frozenset(str(getattr(m, "value", m)) for m in getattr(trigger, "methods", ()))
+        pattern = re.compile(f"^/api/{regex}$")
+        routes.append(Route(name, pattern, methods, fn.get_user_function()))
+    # Literal routes before templated ones, as the host orders them.
+    return tuple(sorted(routes, key=lambda r: "{" in r.pattern.pattern))
+
+
+class FunctionHost:
+    def __init__(self, function_keys: dict[str, str], host_key: str) -> None:
+        self.function_keys = function_keys
+        self.host_key = host_key
+        self.calls: list[tuple[str, str, int]] = []
+        # Answer this many status requests 503, as a host restarting or scaling would.
+        self.unavailable = 0
+        host = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host._serve(self)
+
+            def do_POST(self) -> None:
+                host._serve(self)
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (PUT, TRACE, QUERY...) gets the host's answer for a
+                # method no function serves (404), not the standard library's 501.
+                if name.startswith("do_"):
+                    return self.do_POST
+                raise AttributeError(name)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FunctionHost:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        # Blank values kept, as the host passes them (?dryRun= is not an absent dryRun).
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        status, headers, payload = self._dispatch(
+            request.command, parts.path, params, request, body
+        )
+        self.calls.append((request.command, parts.path, status))
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        request: BaseHTTPRequestHandler,
+        body: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
+        for route in http_routes():
+            match = route.pattern.match(path)
+            if match is None or method not in route.methods:
+                continue
+            key = request.headers.get("x-functions-key") or params.pop("code", None)
+            if key not in (self.function_keys.get(route.name), self.host_key):
+                return 401, {}, b""
+            if route.name == "get_operation" and self.unavailable > 0:
+                self.unavailable -= 1
+                return 503, {"Retry-After": "1"}, b""
+            req = func.HttpRequest(
+                method,
+                f"{self.url}{path}",
+                headers=dict(request.headers.items()),
+                params=params,
+                # The host passes route values decoded.
+                route_params={k: unquote(v) for k, v in match.groupdict().items()},
+                body=body,
+            )
+            response = route.handler(req)
+            headers = dict(response.headers.items())
+            headers.setdefault("Content-Type", response.mimetype or "application/json")
+            return response.status_code, headers, response.get_body()
+        return 404, {}, b""
