@@ -53,7 +53,7 @@ def http_routes() -> tuple[Route, ...]:
 
 
 class FunctionHost:
-    def __init__(self, function_keys: dict[str, str], host_key: str) -> None:
+    def __init__(self, function_keys: dict[str, str], host_key: str, port: int = 0) -> None:
         self.function_keys = function_keys
         self.host_key = host_key
         self.calls: list[tuple[str, str, int]] = []
@@ -78,7 +78,7 @@ class FunctionHost:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
