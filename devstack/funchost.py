@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import azure.functions as func
 
 import function_app
+from devstack.worker import Worker
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
@@ -31,7 +32,17 @@ class Route:
     name: str
     pattern: re.Pattern[str]
     methods: frozenset[str]
-    handler: Handler
+    handler: Handler | None  # None: invoked through the runtime
+
+
+def _route_pattern(route: str) -> re.Pattern[str]:
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route)
+    return re.compile(f"^/api/{regex}$")
+
+
+def _host_order(routes: list[Route]) -> tuple[Route, ...]:
+    # Literal routes before templated ones, as the host orders them.
+    return tuple(sorted(routes, key=lambda r: "{" in r.pattern.pattern))
 
 
 @cache
@@ -44,18 +55,39 @@ def http_routes() -> tuple[Route, ...]:
         name = fn.get_function_name()
         if route is None or name is None:
             continue
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route)
         methods = frozenset(str(getattr(m, "value", m)) for m in getattr(trigger, "methods", ()))
-        pattern = re.compile(f"^/api/{regex}$")
-        routes.append(Route(name, pattern, methods, fn.get_user_function()))
-    # Literal routes before templated ones, as the host orders them.
-    return tuple(sorted(routes, key=lambda r: "{" in r.pattern.pattern))
+        routes.append(Route(name, _route_pattern(route), methods, fn.get_user_function()))
+    return _host_order(routes)
+
+
+def worker_routes(worker: Worker) -> tuple[Route, ...]:
+    """The HTTP functions as the runtime reported them to the host (their raw bindings)."""
+    routes = []
+    for function in worker.functions.values():
+        trigger = function.trigger
+        if trigger["type"] != "httpTrigger":
+            continue
+        methods = frozenset(str(m).upper() for m in trigger.get("methods", ()))
+        routes.append(Route(function.name, _route_pattern(trigger["route"]), methods, None))
+    return _host_order(routes)
 
 
 class FunctionHost:
-    def __init__(self, function_keys: dict[str, str], host_key: str, port: int = 0) -> None:
+    """Serves the HTTP functions: called directly, or through the Functions runtime when
+    given a started ``devstack.worker.Worker`` (the routes are then those the runtime
+    indexed, and each request is an invocation through the runtime, as in Azure)."""
+
+    def __init__(
+        self,
+        function_keys: dict[str, str],
+        host_key: str,
+        port: int = 0,
+        worker: Worker | None = None,
+    ) -> None:
         self.function_keys = function_keys
         self.host_key = host_key
+        self.worker = worker
+        self.routes = http_routes() if worker is None else worker_routes(worker)
         self.calls: list[tuple[str, str, int]] = []
         # Answer this many status requests 503, as a host restarting or scaling would.
         self.unavailable = 0
@@ -120,7 +152,7 @@ class FunctionHost:
         request: BaseHTTPRequestHandler,
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
-        for route in http_routes():
+        for route in self.routes:
             match = route.pattern.match(path)
             if match is None or method not in route.methods:
                 continue
@@ -130,13 +162,27 @@ class FunctionHost:
             if route.name == "get_operation" and self.unavailable > 0:
                 self.unavailable -= 1
                 return 503, {"Retry-After": "1"}, b""
+            # The host passes route values decoded.
+            route_params = {k: unquote(v) for k, v in match.groupdict().items()}
+            if route.handler is None:
+                assert self.worker is not None
+                answer = self.worker.http(
+                    route.name,
+                    method,
+                    path.removeprefix("/api/"),
+                    body=body,
+                    query=params,
+                    route_params=route_params,
+                    headers=dict(request.headers.items()),
+                    origin=self.url,
+                )
+                return answer.status, answer.headers, answer.body
             req = func.HttpRequest(
                 method,
                 f"{self.url}{path}",
                 headers=dict(request.headers.items()),
                 params=params,
-                # The host passes route values decoded.
-                route_params={k: unquote(v) for k, v in match.groupdict().items()},
+                route_params=route_params,
                 body=body,
             )
             response = route.handler(req)

@@ -1,10 +1,12 @@
 """``make up``: the local stack and the HTTP API, running in the foreground for trying by hand.
 
 Starts Azurite and the APIM management emulator (with its seed services), writes a
-``local.settings.json`` that points at them (the CLI and ``func start`` read it), serves
-the app's HTTP functions on a loopback port behind a function key, and prints commands to
-paste. Ctrl-C (SIGINT) or SIGTERM stops everything it started and removes the
-``local.settings.json`` it wrote (unless it was changed meanwhile).
+``local.settings.json`` that points at them (the CLI and ``func start`` read it), loads
+function_app.py into azure-functions-runtime as the platform's worker does, serves its
+HTTP functions on a loopback port behind a function key (each request an invocation
+through the runtime), and prints commands to paste. Ctrl-C (SIGINT) or SIGTERM stops
+everything it started and removes the ``local.settings.json`` it wrote (unless it was
+changed meanwhile).
 
     python -m devstack.up [--port 7071]        (from the repository root)
 """
@@ -24,8 +26,9 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.azurite import ROOT
-from devstack.funchost import FunctionHost, http_routes
+from devstack.funchost import FunctionHost, worker_routes
 from devstack.stack import LocalStack
+from devstack.worker import Worker
 from shared.runtime import set_runtime
 
 SAMPLE = ROOT / "local.settings.sample.json"
@@ -68,15 +71,18 @@ def remove_local_settings(path: Path, written: str) -> None:
         pass
 
 
-def serve(port: int, host_key: str) -> FunctionHost:
-    keys = {route.name: secrets.token_urlsafe(24) for route in http_routes()}
+def serve(port: int, host_key: str, worker: Worker) -> FunctionHost:
+    keys = {route.name: secrets.token_urlsafe(24) for route in worker_routes(worker)}
+    if not keys:
+        # Azure's "0 functions found": say so here rather than serve nothing.
+        raise SystemExit("azure-functions-runtime found no HTTP function in function_app.py")
     try:
-        return FunctionHost(keys, host_key, port=port)
+        return FunctionHost(keys, host_key, port=port, worker=worker)
     except OSError:
         if port == 0:
             raise
         print(f"Port {port} is taken; using a free one.", flush=True)
-        return FunctionHost(keys, host_key, port=0)
+        return FunctionHost(keys, host_key, port=0, worker=worker)
 
 
 def instructions(url: str, key: str, ca_bundle: str, shell_ca_bundle: str | None) -> str:
@@ -141,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(values)
         set_runtime(None)  # the app reads exactly these settings on its first request
         host_key = secrets.token_urlsafe(24)
-        with serve(args.port, host_key) as host:
+        # The app runs in azure-functions-runtime, as in Azure: indexed on start, each
+        # request an invocation through the runtime.
+        with Worker() as worker, serve(args.port, host_key, worker) as host:
             print(f"Local stack up in {time.monotonic() - began:.1f}s:", flush=True)
+            print(
+                f"  azure-functions-runtime indexed {len(worker.functions)} functions", flush=True
+            )
             print(f"  Azurite blob {stack.azurite.blob_endpoint}", flush=True)
             print(f"  APIM emulator {stack.arm_endpoint}", flush=True)
             print(f"  wrote {args.settings_file}", flush=True)

@@ -1,7 +1,8 @@
 """docs/openapi.yaml describes exactly the app's HTTP API, and the app keeps to it.
 
 The schemathesis run sends generated requests (valid and invalid) to every operation of
-the document, served over real HTTP by devstack.funchost on the local stack, and checks
+the document, served over real HTTP by devstack.funchost through azure-functions-runtime
+(devstack.worker) on the local stack, and checks
 every answer: a documented status code and content type, a body matching its schema,
 documented headers, invalid input refused with a 4xx, and never a 5xx.
 """
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from devstack.funchost import FunctionHost, http_routes
+from devstack.worker import Worker
 from tests.integration.conftest import Product
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,7 +115,8 @@ def served(product: Product) -> Any:
     # One service configured, so that POST /api/backups without a body is valid input.
     product.reconfigure(APIM_SERVICES=product.stack.service_id("contoso-apim"))
     keys = {route.name: f"key-{route.name}" for route in http_routes()}
-    with FunctionHost(keys, host_key=HOST_KEY) as host:
+    # Through azure-functions-runtime, as in Azure: each request is an invocation.
+    with Worker() as worker, FunctionHost(keys, host_key=HOST_KEY, worker=worker) as host:
         yield host
 
 

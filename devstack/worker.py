@@ -4,6 +4,11 @@ The sequence is the host's: ``WorkerInitRequest`` (the runtime imports function_
 and indexes it), ``FunctionsMetadataRequest`` (the functions and bindings the host
 registers), one ``FunctionLoadRequest`` per function, then ``InvocationRequest``s carrying
 the trigger's data as the host encodes it (``RpcHttp`` for HTTP, the timer's JSON).
+
+Like the proxy, it runs the runtime's handlers on one event loop (a thread of its own
+here), so invocations from several threads (an HTTP server's) run concurrently. The
+runtime keeps its state in module globals: one Worker at a time per process.
+Used by tests/runtime, the schemathesis run and ``make up`` (through devstack.funchost).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import importlib
 import json
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +27,9 @@ from urllib.parse import urlencode
 
 import azure_functions_runtime as runtime
 
-from tests.runtime.protocol import WorkerRequest, build
+from devstack.protocol import WorkerRequest, build
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 APP_MODULE = "function_app"
 
 
@@ -71,6 +77,9 @@ class Worker:
     def __init__(self) -> None:
         self.protos: SimpleNamespace = build()
         self.loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self.loop.run_forever, name="functions-worker-loop", daemon=True
+        )
         self.functions: dict[str, Indexed] = {}
         self.init_response: Any = None
         self._previous_app: ModuleType | None = None
@@ -78,13 +87,15 @@ class Worker:
     def _send(self, handler: Any, name: str, **content: Any) -> Any:
         message = self.protos.StreamingMessage(request_id=uuid.uuid4().hex, **content)
         properties = {"protos": self.protos, "host": "127.0.0.1"}
-        return self.loop.run_until_complete(handler(WorkerRequest(name, message, properties)))
+        call = handler(WorkerRequest(name, message, properties))
+        return asyncio.run_coroutine_threadsafe(call, self.loop).result(timeout=300)
 
     def start(self, directory: Path = REPO) -> None:
         # A worker is a fresh process: it imports function_app.py itself. Set aside any
         # copy this test process already imported (FunctionApp indexes once per object).
         self._previous_app = sys.modules.pop(APP_MODULE, None)
         importlib.invalidate_caches()
+        self._loop_thread.start()
         runtime.start_threadpool_executor()
         init = self.protos.WorkerInitRequest(
             host_version="4.1000.0",
@@ -118,9 +129,19 @@ class Worker:
 
     def stop(self) -> None:
         runtime.stop_threadpool_executor()
+        if self._loop_thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._loop_thread.join(timeout=10)
         self.loop.close()
         if self._previous_app is not None:
             sys.modules[APP_MODULE] = self._previous_app
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _check(self, result: Any, what: str) -> None:
         if result.status != self.protos.StatusResult.Success:
@@ -149,16 +170,17 @@ class Worker:
         query: dict[str, str] | None = None,
         route_params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        origin: str = "https://backup.example.net",
     ) -> HttpAnswer:
         """Invoke an HTTP function with the request the host would pass it."""
         trigger = self.functions[name].trigger
-        url = f"https://backup.example.net/api/{path}"
+        url = f"{origin}/api/{path}"
         if query:
             url += "?" + urlencode(query)
         http = self.protos.RpcHttp(
             method=method,
             url=url,
-            headers={"content-type": "application/json", **(headers or {})},
+            headers={"content-type": "application/json"} if headers is None else headers,
             body=self.protos.TypedData(bytes=body),
             params=route_params or {},
             query=query or {},

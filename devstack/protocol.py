@@ -1,4 +1,4 @@
-"""The host's side of the worker protocol, for driving ``azure_functions_runtime`` in a test.
+"""The host's side of the worker protocol, for driving ``azure_functions_runtime`` locally.
 
 How the platform runs a Python 3.13 app ("runtime versioning"): the Functions host starts
 its thin *proxy worker*, which talks gRPC to the host, imports ``azure_functions_runtime``
