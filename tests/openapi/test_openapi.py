@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import yaml
 
@@ -167,3 +168,41 @@ def test_schemathesis_finds_the_app_keeps_to_the_document(
     assert summary["failures"] == summary["errors"] == []
     # Enough cases to mean something: every operation reached in every phase.
     assert cases["generated"] >= 10 * operations["total"]
+
+
+def examples() -> list[tuple[str, dict[str, Any], Any]]:
+    """(where, schema, example) for every example of a body, request or answer."""
+    doc = document()
+    shared = doc["components"]["responses"]
+    found = []
+
+    def media(where: str, content: dict[str, Any]) -> None:
+        for kind, body in content.items():
+            if "example" in body:
+                found.append((f"{where} {kind}", body["schema"], body["example"]))
+            for name, example in body.get("examples", {}).items():
+                found.append((f"{where} {kind} {name}", body["schema"], example["value"]))
+
+    for name, answer in shared.items():
+        media(f"components.responses.{name}", answer.get("content", {}))
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            if "requestBody" in operation:
+                media(f"{method} {path} request", operation["requestBody"]["content"])
+            for status, answer in operation["responses"].items():
+                media(f"{method} {path} {status}", answer.get("content", {}))
+    return found
+
+
+def test_every_example_matches_its_schema() -> None:
+    components = document()["components"]
+    checked = examples()
+    assert len(checked) >= 20
+    for where, schema, example in checked:
+        # Refs are to #/components/...: validate inside a root that holds them.
+        root = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+        root["components"] = components
+        errors = [e.message for e in jsonschema_rs.validator_for(root).iter_errors(example)]
+        assert errors == [], f"{where}: {errors}"
