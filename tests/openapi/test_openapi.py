@@ -135,7 +135,7 @@ def test_schemathesis_finds_the_app_keeps_to_the_document(
         "--checks", "all",
         # The Functions host, not the app, answers a method no function serves (404 here).
         "--exclude-checks", "unsupported_method",
-        "--phases", "examples,coverage,fuzzing",
+        "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
         "--workers", "1",
