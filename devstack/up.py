@@ -111,9 +111,9 @@ The CLI (from {ROOT}; it reads local.settings.json):
   {cli} restore <backupName> --target {STANDBY} --dry-run
   {cli} housekeeping
   {cli} prune --dry-run
-Services: backed up {", ".join(SOURCES)}; restore target {STANDBY}. Each APIM operation
-takes {OPERATION_SECONDS}s. The timers do not fire here: run housekeeping from the CLI.
-Press Ctrl-C to stop everything.
+Backed up: {", ".join(SOURCES)}; restore target: {STANDBY}.
+Each APIM operation takes {OPERATION_SECONDS}s; GET the status URL (or run housekeeping)
+to settle it. The timers do not fire here. Press Ctrl-C to stop everything.
 """
 
 
