@@ -72,7 +72,7 @@ class InvocationFailed(AssertionError):
 
 
 class Worker:
-    """The runtime behind a stand-in proxy: one per test session (the runtime is global)."""
+    """The runtime behind a stand-in proxy; one at a time per process (its state is global)."""
 
     def __init__(self) -> None:
         self.protos: SimpleNamespace = build()
@@ -91,12 +91,20 @@ class Worker:
         return asyncio.run_coroutine_threadsafe(call, self.loop).result(timeout=300)
 
     def start(self, directory: Path = REPO) -> None:
+        """Initialise the runtime and index the app; on any failure, leave nothing behind."""
         # A worker is a fresh process: it imports function_app.py itself. Set aside any
-        # copy this test process already imported (FunctionApp indexes once per object).
+        # copy this process already imported (FunctionApp indexes once per object).
         self._previous_app = sys.modules.pop(APP_MODULE, None)
         importlib.invalidate_caches()
         self._loop_thread.start()
         runtime.start_threadpool_executor()
+        try:
+            self._index(directory)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _index(self, directory: Path) -> None:
         init = self.protos.WorkerInitRequest(
             host_version="4.1000.0",
             function_app_directory=str(directory),
