@@ -109,7 +109,6 @@ def binding_settings(worker: Worker) -> dict[str, set[str]]:
 
 def test_every_binding_setting_resolves_locally_and_in_azure(worker: Worker) -> None:
     used = binding_settings(worker)
-    assert set(used) >= {"BACKUP_SCHEDULE", "HOUSEKEEPING_SCHEDULE", "STANDBY_SCHEDULE"}
     sample = json.loads((REPO / "local.settings.sample.json").read_text())["Values"]
     bicep = app_settings()
     for name, functions in used.items():
@@ -120,6 +119,7 @@ def test_every_binding_setting_resolves_locally_and_in_azure(worker: Worker) -> 
         assert name in bicep and not bicep[name].conditional, (
             f"{name} (used by {sorted(functions)}) is not always an app setting in the Bicep"
         )
+    assert set(used) >= {"BACKUP_SCHEDULE", "HOUSEKEEPING_SCHEDULE", "STANDBY_SCHEDULE"}
 
 
 def test_every_schedule_is_a_six_field_ncrontab(worker: Worker) -> None:
@@ -135,10 +135,12 @@ def test_every_schedule_is_a_six_field_ncrontab(worker: Worker) -> None:
             validate(schedule)  # a literal schedule in the decorator
             checked += 1
             continue
-        validate(sample[setting[1]])
+        name = setting[1]
+        assert name in sample and name in bicep, f"{name} is not set (see the test above)"
+        validate(sample[name])
         # The Bicep default (the literal in the expression), the value deployed when the
         # parameter is left empty.
-        literals = [string_value(n) for n in walk(bicep[setting[1]].value)]
+        literals = [string_value(n) for n in walk(bicep[name].value)]
         for literal in filter(None, literals):
             validate(literal)
         checked += 1
