@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/ver
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps demo up test lint typecheck bench clean
+.PHONY: deps demo up test lint typecheck checkov bench clean
 
 $(PY): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. 'pyenv install 3.13' or your OS package python3.13), or run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -21,6 +21,24 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: $(PY) node_modules/.package-lock.json
 
+# checkov (IaC scanner) is heavy and pins its own dependencies: its own virtual
+# environment, created on first use. Python 3.13, like the app.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found; run make PYTHON=/path/to/python3.13" >&2; exit 1; }
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+	touch $@
+
+# Fails on any parse error (checkov itself exits 0 on those) and on any finding not
+# fixed or accepted with a reason in .checkov.yaml.
+checkov: $(PY) $(CHECKOV)
+	$(PY) -m scripts.checkov_gate $(CHECKOV)
+
 demo: deps
 	$(PY) -m scripts.demo
 
@@ -35,11 +53,11 @@ lint: $(PY)
 typecheck: $(PY)
 	$(PY) -m mypy
 
-test: deps lint typecheck
+test: deps lint typecheck checkov
 	$(PY) -m pytest
 
 bench: deps
-	$(PY) -m bench.prune
+	$(PY) -m bench.overhead
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .localstack
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .localstack

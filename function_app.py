@@ -4,11 +4,21 @@ function of the core (``shared``), and turns the core's refusals into responses.
 from __future__ import annotations
 
 import logging
+import os
 
 import azure.functions as func
 
-from shared import backups, housekeeping, operations, restores
-from shared.http import accepted, bool_value, handle, json_response, read_json, string_field
+from shared import auth, backups, housekeeping, operations, restores
+from shared.http import (
+    accepted,
+    bool_value,
+    handle,
+    json_response,
+    query_value,
+    read_json,
+    refuse_query,
+    string_field,
+)
 from shared.model import Trigger
 from shared.runtime import get_runtime
 
@@ -16,7 +26,9 @@ log = logging.getLogger(__name__)
 # The SDKs log every request at INFO; keep the app's logs to what an operator reads.
 logging.getLogger("azure").setLevel(logging.WARNING)
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# Function keys, or anonymous behind App Service authentication (API_AUTH=entra): the
+# decorators need the level now, so it is read from the environment at import.
+app = func.FunctionApp(http_auth_level=auth.http_auth_level(os.environ))
 
 
 # Timers ---------------------------------------------------------------------------------
@@ -50,13 +62,15 @@ def standby_sync(timer: func.TimerRequest) -> None:
 @app.route(route="backups", methods=["POST"])
 def start_backup(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        body = read_json(req, optional=True)
-        service = string_field(body, "service", required=False)
+        body = read_json(req, optional=True, fields=("service",))
+        service = string_field(
+            body, "service", required=False, max_length=backups.MAX_SERVICE_REF_LENGTH
+        )
         started = backups.start_backup(get_runtime(), service, Trigger.HTTP)
         progress = operations.Progress(started.operation, operations.retry_after(started.operation))
         return accepted(req, progress)
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="backups", methods=["GET"])
@@ -65,24 +79,23 @@ def list_backups(req: func.HttpRequest) -> func.HttpResponse:
         runtime = get_runtime()
         rows = backups.list_backups(
             runtime,
-            service_ref=req.params.get("service"),
-            status=req.params.get("status"),
-            include_expired=bool_value(req.params.get("includeExpired"), "includeExpired"),
+            service_ref=query_value(req, "service", backups.MAX_SERVICE_REF_LENGTH),
+            status=query_value(req, "status"),
+            include_expired=bool_value(query_value(req, "includeExpired"), "includeExpired"),
         )
         now = runtime.clock()
         return json_response({"value": [r.to_api(now) for r in rows]})
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="backups/{backupName}", methods=["GET"])
 def get_backup(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        runtime = get_runtime()
-        record = backups.get_backup(runtime, req.route_params.get("backupName", ""))
-        return json_response(record.to_api(runtime.clock()))
+        name = req.route_params.get("backupName", "")
+        return json_response(backups.backup_details(get_runtime(), name))
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="operations/{operationId}", methods=["GET"])
@@ -91,7 +104,7 @@ def get_operation(req: func.HttpRequest) -> func.HttpResponse:
         progress = operations.get_operation(get_runtime(), req.route_params.get("operationId", ""))
         return accepted(req, progress)
 
-    return handle(action)
+    return handle(action, req)
 
 
 # Restores: a function of its own, so that its key is its own --------------------------
@@ -100,8 +113,8 @@ def get_operation(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="restores", methods=["POST"])
 def start_restore(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        body = read_json(req)
-        request = restores.RestoreRequest.from_body(body)
+        refuse_query(req, "dryRun", "'dryRun' goes in the request body of POST /api/restores")
+        request = restores.RestoreRequest.from_body(read_json(req))
         runtime = get_runtime()
         if request.dry_run:
             report = restores.dry_run(runtime, request)
@@ -109,7 +122,7 @@ def start_restore(req: func.HttpRequest) -> func.HttpResponse:
         started = restores.start_restore(runtime, request, Trigger.HTTP)
         return accepted(req, operations.Progress(started, operations.retry_after(started)))
 
-    return handle(action)
+    return handle(action, req, role=auth.RESTORE_ROLE)
 
 
 # Retention and health -------------------------------------------------------------------
@@ -118,10 +131,11 @@ def start_restore(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="prune", methods=["POST"])
 def prune(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
+        read_json(req, optional=True, fields=())  # dryRun is a query parameter, not a field
         dry_run = bool_value(req.params.get("dryRun"), "dryRun")
         return json_response(housekeeping.prune_now(get_runtime(), dry_run=dry_run))
 
-    return handle(action)
+    return handle(action, req)
 
 
 @app.route(route="health", methods=["GET"])
@@ -130,4 +144,4 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         report = backups.health(get_runtime())
         return json_response(report.body, 200 if report.healthy else 503)
 
-    return handle(action)
+    return handle(action, req)

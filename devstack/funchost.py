@@ -4,17 +4,25 @@ The app's HTTP functions served on loopback under /api/<route>, each demanding i
 function key (or the host key) in ``x-functions-key`` or ``?code=``, as the real host does
 at AuthLevel.FUNCTION; a path or method no function serves is 404, as on the host.
 
+With ``easy_auth`` it stands in for App Service authentication instead (API_AUTH=entra,
+routes anonymous): a request without a known ``Authorization: Bearer`` token gets 401
+before any function runs, a caller's own ``X-MS-CLIENT-PRINCIPAL*`` headers are removed,
+and the token's app roles reach the function in ``X-MS-CLIENT-PRINCIPAL`` (base64 JSON
+with ``claims``), as the platform passes them.
+
 The real host (Core Tools) cannot be installed here; this lets a real HTTP client (the
 runbook, curl, schemathesis) talk to the real handlers.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -32,7 +40,7 @@ class Route:
     name: str
     pattern: re.Pattern[str]
     methods: frozenset[str]
-    handler: Handler | None  # None: invoked through the runtime
+    handler: Handler
 
 
 def _route_pattern(route: str) -> re.Pattern[str]:
@@ -68,8 +76,26 @@ def worker_routes(worker: Worker) -> tuple[Route, ...]:
         if trigger["type"] != "httpTrigger":
             continue
         methods = frozenset(str(m).upper() for m in trigger.get("methods", ()))
-        routes.append(Route(function.name, _route_pattern(trigger["route"]), methods, None))
+        handler = partial(worker.invoke_http, function.name)
+        routes.append(Route(function.name, _route_pattern(trigger["route"]), methods, handler))
     return _host_order(routes)
+
+
+def query_params(query: str) -> dict[str, str]:
+    """The query as the host hands it to a function: blank values kept (``?dryRun=`` is not
+    an absent dryRun), and a repeated name's values joined by commas (.NET's StringValues)
+    rather than the last one silently winning."""
+    values: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        values.setdefault(name, []).append(value)
+    return {name: ",".join(found) for name, found in values.items()}
+
+
+def client_principal(roles: Sequence[str], name: str = "caller") -> str:
+    """The X-MS-CLIENT-PRINCIPAL value App Service authentication sends for a caller."""
+    claims = [{"typ": "name", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    body = {"auth_typ": "aad", "name_typ": "name", "role_typ": "roles", "claims": claims}
+    return base64.b64encode(json.dumps(body).encode()).decode()
 
 
 class FunctionHost:
@@ -81,12 +107,15 @@ class FunctionHost:
         self,
         function_keys: dict[str, str],
         host_key: str,
+        *,
         port: int = 0,
         worker: Worker | None = None,
+        easy_auth: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.function_keys = function_keys
         self.host_key = host_key
         self.worker = worker
+        self.easy_auth = easy_auth  # bearer token -> the caller's app roles
         self.routes = http_routes() if worker is None else worker_routes(worker)
         self.calls: list[tuple[str, str, int]] = []
         # Answer this many status requests 503, as a host restarting or scaling would.
@@ -129,8 +158,7 @@ class FunctionHost:
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(request.path)
-        # Blank values kept, as the host passes them (?dryRun= is not an absent dryRun).
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        params = query_params(parts.query)
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         status, headers, payload = self._dispatch(
@@ -152,37 +180,37 @@ class FunctionHost:
         request: BaseHTTPRequestHandler,
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
+        headers = dict(request.headers.items())
+        if self.easy_auth is not None:
+            headers = {
+                k: v
+                for k, v in headers.items()
+                if not k.lower().startswith("x-ms-client-principal")
+            }
+            scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token not in self.easy_auth:
+                return 401, {"WWW-Authenticate": "Bearer"}, b""
+            headers["X-MS-CLIENT-PRINCIPAL"] = client_principal(self.easy_auth[token])
         for route in self.routes:
             match = route.pattern.match(path)
             if match is None or method not in route.methods:
                 continue
             key = request.headers.get("x-functions-key") or params.pop("code", None)
-            if key not in (self.function_keys.get(route.name), self.host_key):
+            if self.easy_auth is None and key not in (
+                self.function_keys.get(route.name),
+                self.host_key,
+            ):
                 return 401, {}, b""
             if route.name == "get_operation" and self.unavailable > 0:
                 self.unavailable -= 1
                 return 503, {"Retry-After": "1"}, b""
-            # The host passes route values decoded.
-            route_params = {k: unquote(v) for k, v in match.groupdict().items()}
-            if route.handler is None:
-                assert self.worker is not None
-                answer = self.worker.http(
-                    route.name,
-                    method,
-                    path.removeprefix("/api/"),
-                    body=body,
-                    query=params,
-                    route_params=route_params,
-                    headers=dict(request.headers.items()),
-                    origin=self.url,
-                )
-                return answer.status, answer.headers, answer.body
             req = func.HttpRequest(
                 method,
                 f"{self.url}{path}",
-                headers=dict(request.headers.items()),
+                headers=headers,
                 params=params,
-                route_params=route_params,
+                # The host passes route values decoded.
+                route_params={k: unquote(v) for k, v in match.groupdict().items()},
                 body=body,
             )
             response = route.handler(req)

@@ -79,6 +79,10 @@ class EmulatorControl:
         """The Retry-After sent with each 202 (0 lets the client's polling interval rule)."""
         self._call("POST", "settings", {"retryAfter": seconds})
 
+    def set_latency(self, seconds: float) -> None:
+        """How long each Resource Manager request takes to answer (0: at once)."""
+        self._call("POST", "settings", {"latency": seconds})
+
     def fail_next_operation(self, service: str, code: str, message: str) -> None:
         """The next backup or restore of this service ends Failed with this error."""
         self._call("POST", f"services/{service}/fail-next", {"code": code, "message": message})

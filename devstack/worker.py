@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import azure.functions as func
 import azure_functions_runtime as runtime
 
 from devstack.protocol import WorkerRequest, build
@@ -196,6 +197,25 @@ class Worker:
         response = self._invoke(name, trigger["name"], self.protos.TypedData(http=http))
         returned = response.return_value.http
         return HttpAnswer(int(returned.status_code), dict(returned.headers), returned.body.bytes)
+
+    def invoke_http(self, name: str, req: func.HttpRequest) -> func.HttpResponse:
+        """The same request, as an invocation through the runtime (for devstack.funchost)."""
+        parts = urlsplit(req.url)
+        answer = self.http(
+            name,
+            req.method,
+            parts.path.removeprefix("/api/"),
+            body=req.get_body(),
+            query=dict(req.params),
+            route_params=dict(req.route_params),
+            headers=dict(req.headers),
+            origin=f"{parts.scheme}://{parts.netloc}",
+        )
+        headers = dict(answer.headers)
+        mimetype = headers.pop("content-type", None)
+        return func.HttpResponse(
+            answer.body, status_code=answer.status, headers=headers, mimetype=mimetype
+        )
 
     def timer(self, name: str, *, past_due: bool = False) -> None:
         """Fire a timer function with the payload the host's timer trigger sends."""

@@ -46,6 +46,9 @@ class Service:
     workspace_links: list[JSON]
     configuration: JSON
     tags: JSON = field(default_factory=dict)
+    # Azure Monitor diagnostic settings: an extension resource of the service in ARM
+    # (Microsoft.Insights/diagnosticSettings), items of {name, properties}.
+    diagnostic_settings: list[JSON] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -113,6 +116,19 @@ class Service:
             for link in self.workspace_links
         ]
 
+    def diagnostic_settings_arm(self) -> list[JSON]:
+        """Items of GET {service}/providers/Microsoft.Insights/diagnosticSettings."""
+        return [
+            {
+                "id": f"{self.resource_id}/providers/microsoft.insights/diagnosticSettings/"
+                f"{item['name']}",
+                "name": item["name"],
+                "type": "Microsoft.Insights/diagnosticSettings",
+                "properties": copy.deepcopy(item.get("properties", {})),
+            }
+            for item in self.diagnostic_settings
+        ]
+
     def describe(self) -> JSON:
         """The emulator's own view (control routes): everything, including configuration."""
         return {
@@ -124,6 +140,7 @@ class Service:
             "properties": copy.deepcopy(self.properties),
             "workspaceLinks": copy.deepcopy(self.workspace_links),
             "configuration": copy.deepcopy(self.configuration),
+            "diagnosticSettings": copy.deepcopy(self.diagnostic_settings),
         }
 
 
@@ -188,6 +205,7 @@ def service_from_seed(entry: JSON, subscription_id: str, resource_group: str) ->
         workspace_links=copy.deepcopy(entry.get("workspaceLinks", [])),
         configuration=configuration,
         tags=copy.deepcopy(entry.get("tags", {})),
+        diagnostic_settings=copy.deepcopy(entry.get("diagnosticSettings", [])),
     )
 
 
@@ -201,10 +219,19 @@ def services_from_seed(seed: JSON) -> dict[tuple[str, str, str], Service]:
 def apply_patch(service: Service, patch: JSON) -> None:
     """Change a service the way a test needs (tier, identity, workspace links...).
 
-    Keys: sku (merged), identity (replaced; null removes it), workspaceLinks and
-    configuration (replaced), properties and tags (merged), location.
+    Keys: sku (merged), identity (replaced; null removes it), workspaceLinks,
+    configuration and diagnosticSettings (replaced), properties and tags (merged), location.
     """
-    known = {"sku", "identity", "workspaceLinks", "configuration", "properties", "tags", "location"}
+    known = {
+        "sku",
+        "identity",
+        "workspaceLinks",
+        "configuration",
+        "properties",
+        "tags",
+        "location",
+        "diagnosticSettings",
+    }
     unknown = set(patch) - known
     if unknown:
         raise EmulatorError(400, "InvalidParameters", f"unknown patch keys: {sorted(unknown)}")
@@ -225,3 +252,5 @@ def apply_patch(service: Service, patch: JSON) -> None:
         service.tags.update(copy.deepcopy(patch["tags"]))
     if "location" in patch:
         service.location = str(patch["location"])
+    if "diagnosticSettings" in patch:
+        service.diagnostic_settings = copy.deepcopy(patch["diagnosticSettings"])

@@ -11,6 +11,7 @@ import json
 import re
 import ssl
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ _SERVICE = (
 )
 ROUTE_SERVICE = re.compile(_SERVICE + r"/?$", re.IGNORECASE)
 ROUTE_WORKSPACE_LINKS = re.compile(_SERVICE + r"/workspaceLinks/?$", re.IGNORECASE)
+ROUTE_DIAGNOSTIC_SETTINGS = re.compile(
+    _SERVICE + r"/providers/Microsoft\.Insights/diagnosticSettings/?$", re.IGNORECASE
+)
 ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?$", re.IGNORECASE)
 ROUTE_OPERATION = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.ApiManagement/locations/(?P<loc>[^/]+)"
@@ -114,6 +118,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith(CONTROL_PREFIX):
             self._send(self._run(lambda: self._control(path, raw)))
             return
+        # Resource Manager's own latency, when a benchmark asks for it; slept outside the
+        # emulator's lock, so concurrent requests overlap as they do in Azure.
+        time.sleep(self.emulator.settings.latency)
         body = _parse_json(raw)
         entry: JSON = {"method": self.command, "path": path, "query": query, "body": _redact(body)}
         fault = self.emulator.take_fault(self.command, self.path)
@@ -168,6 +175,12 @@ class Handler(BaseHTTPRequestHandler):
         if match and self.command == "GET":
             links = self.emulator.list_workspace_links(match["sub"], match["rg"], match["name"])
             return Reply(200, links)
+        match = ROUTE_DIAGNOSTIC_SETTINGS.match(path)
+        if match and self.command == "GET":
+            settings = self.emulator.list_diagnostic_settings(
+                match["sub"], match["rg"], match["name"]
+            )
+            return Reply(200, settings)
         match = ROUTE_LRO.match(path)
         if match and self.command == "POST":
             kind = match["kind"].lower()

@@ -152,6 +152,7 @@ class Fault:
 class Settings:
     duration: float = 0.0  # seconds an operation runs on the emulator's clock
     retry_after: int = 1  # the Retry-After the emulator sends with each 202
+    latency: float = 0.0  # seconds each Resource Manager request takes (benchmarks)
 
 
 @dataclass
@@ -211,6 +212,13 @@ class Emulator:
         with self._lock:
             service = self._service(subscription_id, resource_group, name)
             return {"value": service.workspace_links_arm()}
+
+    def list_diagnostic_settings(
+        self, subscription_id: str, resource_group: str, name: str
+    ) -> JSON:
+        with self._lock:
+            service = self._service(subscription_id, resource_group, name)
+            return {"value": service.diagnostic_settings_arm()}
 
     def start_operation(
         self, kind: str, subscription_id: str, resource_group: str, name: str, body: Any
@@ -403,7 +411,13 @@ class Emulator:
                 self.settings.duration = float(body["duration"])
             if "retryAfter" in body:
                 self.settings.retry_after = int(body["retryAfter"])
-            return {"duration": self.settings.duration, "retryAfter": self.settings.retry_after}
+            if "latency" in body:
+                self.settings.latency = max(0.0, float(body["latency"]))
+            return {
+                "duration": self.settings.duration,
+                "retryAfter": self.settings.retry_after,
+                "latency": self.settings.latency,
+            }
 
     def find_service(self, name: str) -> Service:
         """Control routes name a service by its name alone (unique in any sane seed)."""

@@ -16,8 +16,48 @@ targetScope = 'subscription'
 @description('Required. Name of the azd environment; used in resource names and the azd-env-name tag.')
 param environmentName string
 
-@minLength(1)
-@description('Required. Azure region for every new resource (the region must offer Flex Consumption).')
+// Regions that offer Flex Consumption (checked 2026-11; `az functionapp
+// list-flexconsumption-locations` lists today's). A region outside this list fails here,
+// by name, instead of half-way through the deployment.
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'canadaeast'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'japanwest'
+  'koreacentral'
+  'mexicocentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'polandcentral'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'switzerlandnorth'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@description('Required. Azure region for every new resource; only regions that offer Flex Consumption.')
 @metadata({
   azd: {
     type: 'location'
@@ -62,10 +102,10 @@ param ledgerTableName string = 'apimbackups'
 @description('Optional. Table for restores, locks and other bookkeeping; empty means apimoperations.')
 param operationsTableName string = 'apimoperations'
 
-@description('Optional. With AccessKey only: the URI of a Key Vault secret that holds the backup account key (https://<vault>.vault.azure.net/secrets/<name>). The key itself never passes through this template.')
+@description('Optional. With AccessKey only: the URI of the Key Vault secret that holds the backup account key (the vault\'s URI followed by secrets/<name>). The key itself never passes through this template.')
 param backupStorageKeySecretUri string = ''
 
-@description('Optional. With AccessKey only: resource ID of the (RBAC-mode) Key Vault holding that secret, to grant the function identity Key Vault Secrets User on it; empty leaves that grant to you.')
+@description('Optional. With AccessKey only: resource ID of the (RBAC-mode) Key Vault holding that secret, to grant the function identity Key Vault Secrets User on that one secret and collect the vault\'s audit log; empty leaves both to you.')
 param backupStorageKeyVaultId string = ''
 
 @description('Optional. NCRONTAB (six fields) for scheduled backups; empty means 0 0 2 * * *.')
@@ -122,15 +162,72 @@ param backupBlobMaxAgeDays int = 35
 @minValue(1)
 @maxValue(365)
 @description('Optional. Blob and container soft-delete retention, in days, on a new backup account.')
-param softDeleteRetentionDays int = 7
+param softDeleteRetentionDays int = 14
+
+// --- ransomware-safe backups (infra/README.md, "Ransomware-safe backups") ---
+
+@allowed([
+  ''
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+@description('Optional. Redundancy of a new backup account: ZRS (three zones) or GRS/GZRS (a copy in the paired region); never LRS. Empty means Standard_GRS.')
+param backupStorageSku string = 'Standard_GRS'
+
+@description('Optional. Blob versioning on a new backup account.')
+param backupBlobVersioning bool = true
+
+@minValue(0)
+@maxValue(30)
+@description('Optional. Time-based immutability on the backup container, in days: a backup cannot be overwritten or deleted by anyone that long. Capped at retentionDays so that pruning can always delete; 0 leaves the container\'s policy as it is.')
+param backupImmutabilityDays int = 30
+
+@description('Optional. CanNotDelete lock on a new backup account (remove it before azd down).')
+param backupDeleteLock bool = true
+
+@description('Optional. Network lockdown of a new backup account: default deny, trusted Azure services (APIM) allowed. The function then needs functionSubnetId (VNet integration) with the Microsoft.Storage service endpoint, or a private endpoint you add.')
+param backupNetworkLockdown bool = false
+
+@description('Optional. Resource ID of a subnet delegated to Microsoft.App/environments for the function app\'s VNet integration; it is also allowed through the backup account\'s firewall.')
+param functionSubnetId string = ''
+
+// --- least privilege on APIM ---
+
+@description('Optional. Grant the function two custom roles with exactly the APIM actions it uses (backup on sources, restore on restore targets). false grants the built-in API Management Service Operator Role instead, for deployers who cannot create role definitions.')
+param useCustomApimRoles bool = true
+
+// --- callers without keys ---
+
+@allowed([
+  ''
+  'functionKey'
+  'entra'
+])
+@description('Optional. API_AUTH: functionKey (callers send function keys) or entra (App Service authentication with Entra ID; callers send tokens). Empty means functionKey.')
+param apiAuth string = 'functionKey'
+
+@description('Optional. With entra: application (client) id of the API\'s app registration.')
+param entraClientId string = ''
+
+@description('Optional. With entra: application ID URI of that app registration (api://...).')
+param entraAppIdUri string = ''
+
+// --- alerts ---
+
+@description('Optional. E-mail addresses (comma-separated) for the alerts on the product\'s signals; empty creates no action group (the rules still fire, visible in Azure Monitor).')
+param alertEmail string = ''
+
+@description('Optional. Resource IDs of existing action groups (comma-separated) that also receive every alert.')
+param alertActionGroupIds string = ''
 
 @minValue(1)
 @maxValue(1000)
 @description('Optional. Flex Consumption scale-out limit for the function app.')
 param maximumInstanceCount int = 40
 
-@description('Optional. Role definition (GUID) granted to the function identity on every APIM service; defaults to API Management Service Operator Role. Put a narrower custom role here if you have one (see infra/README.md).')
-param apimRoleDefinitionId string = 'e022efe7-f5ba-4159-bbe4-b44f577e9b61' // API Management Service Operator Role
 
 // ---------------------------------------------------------------------------------
 // Names and derived values
@@ -149,10 +246,11 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 // azd passes an unset environment variable as '' (main.parameters.json), which would
 // override a parameter's default: treat '' as "use the default" everywhere.
 // Spelled out rather than `empty(x) ? default : x`: the latter's type includes '' and
-// would not fit the function module's @allowed list (BCP036).
-var accessType = backupAccessType == 'UserAssignedManagedIdentity'
-  ? 'UserAssignedManagedIdentity'
-  : (backupAccessType == 'AccessKey' ? 'AccessKey' : 'SystemAssignedManagedIdentity')
+// would not fit the function module's @allowed list (BCP036). On one line: checkov's
+// Bicep parser cannot read a ternary broken over lines.
+var accessType = backupAccessType == 'UserAssignedManagedIdentity' ? 'UserAssignedManagedIdentity' : (backupAccessType == 'AccessKey' ? 'AccessKey' : 'SystemAssignedManagedIdentity')
+var apiAuthMode = apiAuth == 'entra' ? 'entra' : 'functionKey'
+var backupSku = empty(backupStorageSku) ? 'Standard_GRS' : backupStorageSku
 var containerName = empty(backupContainerName) ? 'apim-backups' : backupContainerName
 var ledgerTable = empty(ledgerTableName) ? 'apimbackups' : ledgerTableName
 var operationsTable = empty(operationsTableName) ? 'apimoperations' : operationsTableName
@@ -171,7 +269,20 @@ var restoreIdsGiven = filter(split(restoreTargetIds, idSeparators), id => length
 var restoreIds = empty(restoreIdsGiven) ? apimIds : restoreIdsGiven
 // Every service the function may touch, once each (union() drops duplicates; toLower
 // makes two spellings of one resource ID the same, so no role is assigned twice).
-var accessIds = union(map(apimIds, id => toLower(id)), map(restoreIds, id => toLower(id)))
+// For-expressions rather than map(): checkov's Bicep parser does not read map().
+var apimIdsLower = [for id in apimIds: toLower(id)]
+var restoreIdsLower = [for id in restoreIds: toLower(id)]
+var accessIds = union(apimIdsLower, restoreIdsLower)
+// Where the custom APIM roles may be assigned: the services' resource groups, plus this
+// deployment's subscription, where the definitions are created (a definition's own
+// scope should be among its assignable scopes). Assignable is not assigned: the
+// function gets them on its services only.
+var sourceGroups = [for id in apimIdsLower: '/subscriptions/${split(id, '/')[2]}/resourcegroups/${split(id, '/')[4]}']
+var restoreGroups = [for id in restoreIdsLower: '/subscriptions/${split(id, '/')[2]}/resourcegroups/${split(id, '/')[4]}']
+var sourceScopes = union([subscription().id], sourceGroups)
+var restoreScopes = union([subscription().id], restoreGroups)
+var operatorRole = 'e022efe7-f5ba-4159-bbe4-b44f577e9b61' // API Management Service Operator Role
+var extraActionGroupIds = filter(split(alertActionGroupIds, idSeparators), id => length(trim(id)) > 0)
 
 var createBackupAccount = empty(existingBackupStorageAccountId)
 // Resource IDs are split into subscription ([2]), resource group ([4]) and name (last).
@@ -185,6 +296,10 @@ var backupAccountResourceGroup = backupAccountIdParts[4]
 var backupAccountName = createBackupAccount ? 'stbk${resourceToken}' : last(backupAccountIdParts)
 var apimIdentityIdParts = split(empty(apimBackupIdentityId) ? placeholderId : apimBackupIdentityId, '/')
 var keyVaultIdParts = split(empty(backupStorageKeyVaultId) ? placeholderId : backupStorageKeyVaultId, '/')
+// https://<vault>.<dns suffix>/secrets/<name>[/<version>]: the name is the fifth segment.
+var keyVaultSecretName = length(split(backupStorageKeySecretUri, '/')) > 4 ? split(backupStorageKeySecretUri, '/')[4] : 'none'
+// Immutability never outlasts retention: pruning must be able to delete a due blob.
+var immutabilityDays = min(backupImmutabilityDays, retentionDays)
 
 var useApimUserIdentity = accessType == 'UserAssignedManagedIdentity'
 var useApimSystemIdentity = accessType == 'SystemAssignedManagedIdentity'
@@ -229,7 +344,6 @@ module monitoring 'app/monitoring.bicep' = {
     location: location
     tags: tags
     publisherPrincipalId: identity.outputs.principalId
-    publisherIdentityId: identity.outputs.resourceId
   }
 }
 
@@ -251,7 +365,6 @@ module hostStorageRoles 'app/storage-roles.bicep' = {
   params: {
     storageAccountName: hostStorage.outputs.name
     principalId: identity.outputs.principalId
-    principalSeed: identity.outputs.resourceId
     principalType: 'ServicePrincipal'
     roleDefinitionIds: [
       roles.storageBlobDataOwner
@@ -273,52 +386,114 @@ module backupStorage 'app/backup-storage.bicep' = {
     containerName: containerName
     ledgerTableName: ledgerTable
     operationsTableName: operationsTable
+    skuName: backupSku
+    blobVersioning: backupBlobVersioning
     softDeleteRetentionDays: softDeleteRetentionDays
+    immutabilityDays: immutabilityDays
     backupBlobMaxAgeDays: backupBlobMaxAgeDays
+    deleteLock: backupDeleteLock
+    restrictNetworkAccess: backupNetworkLockdown
+    allowedSubnetIds: empty(functionSubnetId) ? [] : [functionSubnetId]
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
   dependsOn: [
     rg
   ]
 }
 
-// The function writes the ledger and reads, lists and deletes (prunes) backup blobs.
+// The function writes the ledger and reads, lists and deletes (prunes) backup blobs:
+// data roles on the backup container and on the two tables, not on the account.
+module backupContainerFunctionRoles 'app/container-roles.bicep' = {
+  name: 'backup-container-func-roles-${resourceToken}'
+  scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    containerName: containerName
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionIds: [
+      roles.storageBlobDataContributor
+    ]
+  }
+}
+
+module backupTableFunctionRoles 'app/table-roles.bicep' = {
+  name: 'backup-table-func-roles-${resourceToken}'
+  scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    tableNames: [
+      ledgerTable
+      operationsTable
+    ]
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: roles.storageTableDataContributor
+  }
+}
+
 // Reader: the CORS pre-check reads the Blob service's properties, a control-plane read
 // (blobServices/read) that no data role grants; Reader carries no data access and no keys.
-module backupStorageFunctionRoles 'app/storage-roles.bicep' = {
-  name: 'backup-storage-func-roles-${resourceToken}'
+module backupStorageFunctionReader 'app/storage-roles.bicep' = {
+  name: 'backup-storage-func-reader-${resourceToken}'
   scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
   params: {
     storageAccountName: backupStorage.outputs.name
     principalId: identity.outputs.principalId
-    principalSeed: identity.outputs.resourceId
     principalType: 'ServicePrincipal'
     roleDefinitionIds: [
-      roles.storageBlobDataContributor
-      roles.storageTableDataContributor
       roles.reader
     ]
   }
 }
 
-module backupStorageUserRoles 'app/storage-roles.bicep' = if (!empty(principalId)) {
-  name: 'backup-storage-user-roles-${resourceToken}'
+module backupContainerUserRoles 'app/container-roles.bicep' = if (!empty(principalId)) {
+  name: 'backup-container-user-roles-${resourceToken}'
   scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
   params: {
     storageAccountName: backupStorage.outputs.name
+    containerName: containerName
     principalId: principalId
-    principalSeed: principalId
     principalType: ''
     roleDefinitionIds: [
       roles.storageBlobDataReader
-      roles.storageTableDataReader
     ]
   }
 }
 
+module backupTableUserRoles 'app/table-roles.bicep' = if (!empty(principalId)) {
+  name: 'backup-table-user-roles-${resourceToken}'
+  scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    tableNames: [
+      ledgerTable
+      operationsTable
+    ]
+    principalId: principalId
+    principalType: ''
+    roleDefinitionId: roles.storageTableDataReader
+  }
+}
+
+// The function's APIM roles: exactly the actions it calls (apim-roles.bicep), restore
+// only on restore targets.
+module apimRoles 'app/apim-roles.bicep' = if (useCustomApimRoles) {
+  name: 'apim-roles-${resourceToken}'
+  params: {
+    nameSuffix: '${environmentName}-${resourceToken}'
+    sourceScopes: sourceScopes
+    restoreScopes: restoreScopes
+  }
+}
+
+var sourceRoleId = apimRoles.?outputs.sourceRoleId ?? operatorRole
+var restoreRoleId = apimRoles.?outputs.restoreRoleId ?? operatorRole
+
 // Each APIM service (source or restore target), in its own resource group and
-// subscription: the function identity gets the APIM role there, scoped to that one
-// service; with SystemAssignedManagedIdentity the module also reads the service's
-// identity so that it can be granted access to the backup account below.
+// subscription: the function identity gets its roles there, scoped to that one service;
+// with SystemAssignedManagedIdentity the module also reads the service's identity so
+// that it can be granted access to the backup container below.
 module apimAccess 'app/apim-access.bicep' = [
   for (id, i) in accessIds: {
     name: take('apim-access-${i}-${uniqueString(id, resourceToken)}', 64)
@@ -326,28 +501,29 @@ module apimAccess 'app/apim-access.bicep' = [
     params: {
       apimName: last(split(id, '/'))
       principalId: identity.outputs.principalId
-      principalSeed: identity.outputs.resourceId
-      roleDefinitionId: apimRoleDefinitionId
+      roleDefinitionIds: union(contains(apimIdsLower, id) ? [sourceRoleId] : [], contains(restoreIdsLower, id) ? [restoreRoleId] : [])
       readSystemIdentity: useApimSystemIdentity
     }
   }
 ]
 
-// APIM writes (backup) and reads (restore) the blob itself, with its own identity.
-module apimSystemIdentityStorageRoles 'app/storage-roles.bicep' = [
+// APIM writes (backup) and reads (restore) the blob itself, with its own identity: each
+// service's system-assigned identity on the backup container only, and only on blobs
+// named after that service (backup names start with '<service>-'), so one service's
+// policy author cannot read or overwrite another service's backups.
+module apimSystemIdentityStorageRoles 'app/container-roles.bicep' = [
   for (id, i) in accessIds: if (useApimSystemIdentity) {
     name: take('apim-blob-${i}-${uniqueString(id, resourceToken)}', 64)
     scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
     params: {
       storageAccountName: backupStorage.outputs.name
-      // The principal id is a runtime value: it is a module parameter here, and the
-      // assignment's name is derived from the service's resource ID instead (BCP120).
+      containerName: containerName
       principalId: apimAccess[i].outputs.systemIdentityPrincipalId
-      principalSeed: id
       principalType: 'ServicePrincipal'
       roleDefinitionIds: [
         roles.storageBlobDataContributor
       ]
+      blobPrefix: '${last(split(id, '/'))}-'
     }
   }
 ]
@@ -360,13 +536,15 @@ module apimUserIdentity 'app/user-identity-lookup.bicep' = if (useApimUserIdenti
   }
 }
 
-module apimUserIdentityStorageRoles 'app/storage-roles.bicep' = if (useApimUserIdentity) {
+// One user-assigned identity serves every service: it gets the container, without a
+// per-service condition (use SystemAssignedManagedIdentity for that).
+module apimUserIdentityStorageRoles 'app/container-roles.bicep' = if (useApimUserIdentity) {
   name: 'apim-backup-identity-blob-${resourceToken}'
   scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
   params: {
     storageAccountName: backupStorage.outputs.name
-    principalId: useApimUserIdentity ? apimUserIdentity.outputs.principalId : ''
-    principalSeed: apimBackupIdentityId
+    containerName: containerName
+    principalId: apimUserIdentity.?outputs.principalId ?? ''
     principalType: 'ServicePrincipal'
     roleDefinitionIds: [
       roles.storageBlobDataContributor
@@ -374,13 +552,14 @@ module apimUserIdentityStorageRoles 'app/storage-roles.bicep' = if (useApimUserI
   }
 }
 
-module keyVaultAccess 'app/key-vault-access.bicep' = if (useAccessKey && !empty(backupStorageKeyVaultId)) {
+module keyVaultAccess 'app/key-vault-access.bicep' = if (useAccessKey && !empty(backupStorageKeyVaultId) && !empty(backupStorageKeySecretUri)) {
   name: 'backup-key-vault-access-${resourceToken}'
   scope: resourceGroup(keyVaultIdParts[2], keyVaultIdParts[4])
   params: {
     keyVaultName: last(keyVaultIdParts)
+    secretName: keyVaultSecretName
     principalId: identity.outputs.principalId
-    principalSeed: identity.outputs.resourceId
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -405,7 +584,7 @@ module functionApp 'app/function-app.bicep' = {
     backupTableServiceUri: backupStorage.outputs.tableServiceUri
     backupContainerName: containerName
     backupAccessType: accessType
-    backupIdentityClientId: useApimUserIdentity ? apimUserIdentity.outputs.clientId : ''
+    backupIdentityClientId: apimUserIdentity.?outputs.clientId ?? ''
     backupStorageKeySecretUri: useAccessKey ? backupStorageKeySecretUri : ''
     ledgerTableName: ledgerTable
     operationsTableName: operationsTable
@@ -420,14 +599,35 @@ module functionApp 'app/function-app.bicep' = {
     ledgerHistoryDays: ledgerHistoryDays
     maxParallel: maxParallel
     certWarningDays: certWarningDays
+    apiAuth: apiAuthMode
+    entraClientId: entraClientId
+    entraAppIdUri: entraAppIdUri
+    virtualNetworkSubnetId: functionSubnetId
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
   // The host starts as soon as the site exists: let it find its roles in place. A Key
   // Vault reference resolved before its role exists is not retried for hours.
   dependsOn: [
     hostStorageRoles
-    backupStorageFunctionRoles
+    backupContainerFunctionRoles
+    backupTableFunctionRoles
+    backupStorageFunctionReader
     keyVaultAccess
   ]
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    nameSuffix: resourceToken
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmail: alertEmail
+    extraActionGroupIds: extraActionGroupIds
+  }
 }
 
 // ---------------------------------------------------------------------------------

@@ -3,24 +3,30 @@
 Starts Azurite and the APIM management emulator, configures the product through
 environment variables (as app settings reach a function app), and calls the function
 app's own timer handlers the way the Functions host does: a scheduled backup of two
-services, housekeeping until both have finished, then a standby sync that restores
+services, housekeeping until both have finished, a dry-run prune (the ledger's third
+job, retention: what would go and why, over tonight's backups and a few older ones the
+demo adds as if earlier nights had made them), then a standby sync that restores
 contoso-apim's newest backup into contoso-standby. The emulator's clock stands in for
 the waiting, so five minutes of APIM work take a moment.
 
-Exits 1 unless every operation Succeeded and the standby ends up holding exactly the
-source's configuration. The stack is stopped on every way out.
+Exits 1 unless every operation Succeeded, the dry run proposes exactly the expected
+deletions and deletes nothing, and the standby ends up holding exactly the source's
+configuration. The stack is stopped on every way out.
 
     python -m scripts.demo        (from the repository root; ``make demo`` does this)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
+import azure.functions as func
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 
@@ -28,7 +34,9 @@ import function_app
 from devstack.stack import EmulatorControl, LocalStack
 from shared import backups, operations
 from shared.__main__ import format_table
-from shared.model import BackupRecord, OperationKind, OperationRecord, Status
+from shared.manifest import manifest_blob_name
+from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.naming import backup_name
 from shared.runtime import get_runtime, set_runtime
 
 # Both have a system-assigned identity (the default BACKUP_ACCESS_TYPE) and a tier that
@@ -55,6 +63,12 @@ OVERRIDDEN_SETTINGS = (
     "MIN_KEEP",
 )
 SUCCEEDED = Status.SUCCEEDED.value
+# Older backups the retention step adds (the demo cannot wait a month): contoso-apim as if
+# the schedule had run 45, 33 and 12 nights ago, a backup of fabrikam-standby that failed
+# 40 nights ago and left a blob, and a backup-named blob 50 days old with no ledger row.
+HISTORY_DAYS = (45, 33, 12)
+FAILED_DAYS = 40
+ORPHAN_DAYS = 50
 
 
 def main() -> int:
@@ -89,9 +103,10 @@ def run(stack: LocalStack) -> bool:
     show_storage(stack)
     # A failed backup already fails the demo: stop there, so the failure is what the reader sees.
     if not backed_up:
-        print("\nSkipping standby sync: not every backup succeeded.")
+        print("\nSkipping retention and standby sync: not every backup succeeded.")
         return False
-    return sync_standby(control)
+    retained = show_retention(stack)
+    return sync_standby(control) and retained
 
 
 def configure(stack: LocalStack) -> None:
@@ -165,11 +180,122 @@ def show_storage(stack: LocalStack) -> None:
         print(f"    {blob.name:<{width}}  {blob.size:>7,} bytes")
 
 
+# Retention --------------------------------------------------------------------------------
+
+
+def show_retention(stack: LocalStack) -> bool:
+    """POST /api/prune?dryRun=true through its handler: what would go, what stays, and why."""
+    settings = get_runtime().settings
+    print(
+        "\n[3] Retention: POST /api/prune?dryRun=true (function_app.prune), "
+        f"RETENTION_DAYS={settings.retention_days}, MIN_KEEP={settings.min_keep}"
+    )
+    expected = add_history(stack)
+    print("  older backups added, as if earlier nights had made them (a demo cannot wait a month):")
+    print(
+        f"  {len(expected['pruned'])} due for pruning, 1 still young, and a backup blob "
+        f"{ORPHAN_DAYS} days old with no ledger row"
+    )
+    before = storage_snapshot(stack)
+    request = func.HttpRequest(
+        "POST", "http://localhost/api/prune", params={"dryRun": "true"}, body=b""
+    )
+    response = function_app.prune(request)
+    answer: dict[str, Any] = json.loads(response.get_body())
+    if response.status_code != 200:
+        print(f"  prune answered {response.status_code}: {answer}")
+        return False
+    width = max((len(e["backupName"]) for e in answer["pruned"] + answer["kept"]), default=0)
+    for verb, entries in (("would prune", answer["pruned"]), ("would keep ", answer["kept"])):
+        for e in entries:
+            print(f"  {verb}  {e['backupName']:<{width}}  {e['status']:<9}  {e['reason']}")
+    for orphan in answer["orphans"]:
+        verb = "would delete" if orphan["deleted"] else "reports    "
+        print(f"  {verb} {orphan['blobName']:<{width}}  no row     {orphan['reason']}")
+    for error in answer["errors"]:
+        print(f"  error        {error['name']}: {error['error']}")
+    unchanged = storage_snapshot(stack) == before
+    print(f"  dry run: {'nothing was deleted or changed' if unchanged else 'STORAGE CHANGED'}")
+    proposed = {
+        "pruned": {e["backupName"] for e in answer["pruned"]},
+        "orphans": {o["blobName"] for o in answer["orphans"] if o["deleted"]},
+    }
+    return unchanged and not answer["errors"] and proposed == expected
+
+
+def add_history(stack: LocalStack) -> dict[str, set[str]]:
+    """Older ledger rows and blobs; the names a prune should propose to delete."""
+    runtime = get_runtime()
+    now = runtime.clock().replace(microsecond=0)
+    tonight = {r.service: r for r in ledger_rows()}
+    source = tonight[STANDBY_SOURCE]
+    container = runtime.blobs.container
+    content = container.download_blob(source.blob_name).readall()
+    manifest = container.download_blob(manifest_blob_name(source.blob_name)).readall()
+    due: set[str] = set()
+    for days in HISTORY_DAYS:
+        created = now - timedelta(days=days)
+        name = backup_name(source.service, created)
+        runtime.ledger.add(
+            source.with_changes(
+                backup_name=name,
+                created_at=created,
+                completed_at=created + timedelta(minutes=5),
+                trigger=Trigger.SCHEDULE,
+                operation_id="",
+                operation_url="",
+                manifest_blob=manifest_blob_name(name),
+                etag=None,
+            )
+        )
+        container.upload_blob(name, content)
+        container.upload_blob(manifest_blob_name(name), manifest)
+        if days > runtime.settings.retention_days:
+            due.add(name)
+    failed_source = tonight[SOURCES[1]]
+    created = now - timedelta(days=FAILED_DAYS)
+    failed = backup_name(failed_source.service, created)
+    runtime.ledger.add(
+        failed_source.with_changes(
+            backup_name=failed,
+            status=Status.FAILED,
+            created_at=created,
+            completed_at=created + timedelta(minutes=5),
+            size_bytes=None,
+            error="The operation failed (the demo's example of a failed night)",
+            manifest_blob=None,
+            certificates=(),
+            trigger=Trigger.SCHEDULE,
+            operation_id="",
+            operation_url="",
+            etag=None,
+        )
+    )
+    container.upload_blob(failed, b"a partial backup")
+    due.add(failed)
+    orphan = backup_name(source.service, now - timedelta(days=ORPHAN_DAYS, hours=3))
+    container.upload_blob(orphan, content)
+    return {"pruned": due, "orphans": {orphan}}
+
+
+def storage_snapshot(stack: LocalStack) -> tuple[list[str], dict[str, str]]:
+    """The container's blob names and every ledger row's status: what a dry run must keep."""
+    settings = get_runtime().settings
+    with BlobServiceClient.from_connection_string(stack.connection_string) as service:
+        names = sorted(
+            b.name for b in service.get_container_client(settings.container).list_blobs()
+        )
+    return names, {
+        r.backup_name: r.status.value
+        for r in backups.list_backups(get_runtime(), include_expired=True)
+    }
+
+
 # Disaster recovery ------------------------------------------------------------------------
 
 
 def sync_standby(control: EmulatorControl) -> bool:
-    print("\n[3] Disaster recovery: function_app.standby_sync")
+    print("\n[4] Disaster recovery: function_app.standby_sync")
     print(f"  {STANDBY} before: {summary(control.service_config(STANDBY))}")
     function_app.standby_sync(tick())
     for operation in restores():

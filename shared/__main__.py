@@ -4,6 +4,7 @@
     python -m shared restore BACKUP [--target NAME] [--dry-run] [--wait]
     python -m shared status OPERATION_ID
     python -m shared list [--service NAME] [--status STATUS] [--all]
+    python -m shared show BACKUP          (the ledger row and the settings manifest)
     python -m shared housekeeping
     python -m shared prune [--dry-run]
 
@@ -88,7 +89,23 @@ def wait_for(
         f"{operation.kind.value} {operation.backup_name}: {operation.status.value}"
         + (f" ({operation.error})" if operation.error else "")
     )
+    print_drift(operation)
     return operation
+
+
+def print_drift(operation: OperationRecord) -> None:
+    """A succeeded restore's drift: each setting the target lacks, and what to do."""
+    if operation.drift_error:
+        print(f"drift: {operation.drift_error}")
+    if operation.drift is None:
+        return
+    if not operation.drift:
+        print("drift: none; the target's settings match the backup's manifest")
+        return
+    print(f"drift: {len(operation.drift)} setting(s) differ from the source:")
+    for item in operation.drift:
+        print(f"  - {item['setting']}: source {item['source']}, target {item['target']}")
+        print(f"    {item['action']}")
 
 
 def _exit_code(operation: OperationRecord) -> int:
@@ -124,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--service")
     p.add_argument("--status")
     p.add_argument("--all", action="store_true", help="include expired backups")
+    p = sub.add_parser("show", help="one backup: its ledger row and settings manifest")
+    p.add_argument("backup_name")
     sub.add_parser("housekeeping", help="settle running operations, then prune")
     p = sub.add_parser("prune", help="prune expired and old backups")
     p.add_argument("--dry-run", action="store_true")
@@ -180,7 +199,11 @@ def _run(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.command == "status":
         progress = operations.get_operation(runtime, args.operation_id)
         _print_json(progress.operation.to_api(""))
+        print_drift(progress.operation)
         return _exit_code(progress.operation)
+    if args.command == "show":
+        _print_json(backups.backup_details(runtime, args.backup_name))
+        return 0
     if args.command == "list":
         rows = backups.list_backups(runtime, args.service, args.status, include_expired=args.all)
         print(format_table(rows))

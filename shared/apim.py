@@ -9,27 +9,30 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import AzureError, HttpResponseError
-from azure.core.rest import HttpRequest
-
 from shared.errors import ApimRequestFailed, OperationInProgress
+from shared.manifest import diagnostic_settings, service_settings
 from shared.naming import ServiceId
 from shared.settings import AccessType
 
 if TYPE_CHECKING:
+    from azure.core.exceptions import HttpResponseError
     from azure.mgmt.apimanagement import ApiManagementClient
+
+# azure.core is imported inside the methods that call Resource Manager: importing the
+# function app must not load the SDKs (a lighter cold start).
 
 log = logging.getLogger(__name__)
 
 # Tiers on which APIM offers backup and restore (the seed document; v2 tiers and
 # Consumption have neither).
 BACKUP_TIERS = frozenset({"Developer", "Basic", "Standard", "Premium"})
+DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class ServiceInfo:
     sku: str
     provisioning_state: str
     has_workspace_gateways: bool
+    # The settings APIM's backup omits, already through the manifest's allow-list.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,15 +91,21 @@ class Apim:
         # Operation URLs are only ever followed on Resource Manager's own host: the bearer
         # token must not go wherever a (writable) table row happens to point.
         self._origin = _origin(endpoint)
+        self._endpoint = endpoint.rstrip("/")
 
     def _client(self, service: ServiceId) -> ApiManagementClient:
         return self._client_for(service.subscription_id)
 
     def describe(self, service: ServiceId) -> ServiceInfo:
         """Tier, state and workspace gateways: what the pre-checks need, in two GETs."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
         client = self._client(service)
         try:
-            resource = client.api_management_service.get(service.resource_group, service.name)
+            answer: Any = client.api_management_service.get(
+                service.resource_group, service.name, cls=_model_and_json
+            )
+            resource, raw = answer
             links = client.api_management_workspace_links.list_by_service(
                 service.resource_group, service.name
             )
@@ -111,7 +122,63 @@ class Apim:
             sku=str(resource.sku.name),
             provisioning_state=str(resource.provisioning_state or ""),
             has_workspace_gateways=gateways,
+            settings=service_settings(raw),
         )
+
+    def settings_of(self, service: ServiceId) -> dict[str, Any]:
+        """The service's manifest settings (allow-listed), in one GET."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        client = self._client(service)
+        try:
+            answer: Any = client.api_management_service.get(
+                service.resource_group, service.name, cls=_model_and_json
+            )
+            raw = answer[1]
+        except HttpResponseError as exc:
+            raise ApimRequestFailed(
+                f"Reading {service.name} from Resource Manager failed: {_reason(exc)}"
+            ) from None
+        except AzureError as exc:
+            raise ApimRequestFailed(
+                f"Resource Manager is unreachable: {type(exc).__name__}"
+            ) from None
+        return service_settings(raw)
+
+    def diagnostic_settings(self, service: ServiceId) -> list[dict[str, Any]]:
+        """The service's Azure Monitor diagnostic settings (allow-listed), in one GET. Needs
+        Microsoft.Insights/diagnosticSettings/read (Monitoring Reader), which the APIM
+        roles do not hold: a refusal is an ApimRequestFailed for the caller to note."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
+        url = (
+            f"{self._endpoint}{service.resource_id}/providers/Microsoft.Insights/"
+            f"diagnosticSettings?api-version={DIAGNOSTIC_SETTINGS_API}"
+        )
+        try:
+            response = self._client(service)._send_request(HttpRequest("GET", url))
+        except AzureError as exc:
+            raise ApimRequestFailed(
+                f"Resource Manager is unreachable: {type(exc).__name__}"
+            ) from None
+        if response.status_code != 200:
+            raise ApimRequestFailed(arm_error_message(response.text(), response.status_code))
+        try:
+            answer = response.json()
+        except ValueError:
+            raise ApimRequestFailed("Resource Manager answered no JSON") from None
+        return diagnostic_settings(answer)
+
+    def try_diagnostic_settings(
+        self, service: ServiceId
+    ) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """The diagnostic settings, or None and why they could not be read."""
+        try:
+            return self.diagnostic_settings(service), None
+        except ApimRequestFailed as exc:
+            log.warning("Diagnostic settings of %s unreadable: %s", service.name, exc.message)
+            return None, exc.message
 
     def start_backup(self, service: ServiceId, target: StorageTarget, backup_name: str) -> str:
         return self._start("begin_backup", service, target, backup_name)
@@ -123,6 +190,7 @@ class Apim:
         self, method: str, service: ServiceId, target: StorageTarget, backup_name: str
     ) -> str:
         """POST the operation and return the URL to poll (no waiting, no thread)."""
+        from azure.core.exceptions import AzureError, HttpResponseError
         from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
 
         parameters = ApiManagementServiceBackupRestoreParameters(
@@ -167,6 +235,9 @@ class Apim:
 
     def poll(self, service: ServiceId, operation_url: str) -> PollResult:
         """Ask Resource Manager once how the operation behind ``operation_url`` is doing."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
         if not self._is_arm_url(operation_url):
             error = "The recorded operation URL is not on ARM_ENDPOINT's host"
             return PollResult(PollState.FAILED, error=error)
@@ -189,6 +260,16 @@ class Apim:
             # the operation timeout) decides; a false Failed would hide a good backup.
             return PollResult(PollState.UNKNOWN, error=f"HTTP {status}", retry_after=retry_after)
         return PollResult(PollState.FAILED, error=arm_error_message(response.text(), status))
+
+
+def _model_and_json(pipeline_response: Any, deserialized: Any, _headers: Any) -> tuple[Any, Any]:
+    """The SDK's model and the JSON it came from: the manifest's allow-list is applied to
+    the JSON itself, so a field the SDK does not know yet is still judged by it."""
+    try:
+        raw = pipeline_response.http_response.json()
+    except ValueError:
+        raw = {}
+    return deserialized, raw if isinstance(raw, dict) else {}
 
 
 def _location_of(pipeline_response: Any, _deserialized: Any, _headers: Any) -> str:

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import errors
+from shared import errors, manifest
 from shared.checks import check_backup_start, require_idle, resolve_service
 from shared.ledger import Conflict
-from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.model import (
+    BACKUP_LIFETIME,
+    BackupRecord,
+    OperationKind,
+    OperationRecord,
+    Status,
+    Trigger,
+)
 from shared.naming import ServiceId, backup_name, next_second
 from shared.operations import (
     LOCK_GRACE,
@@ -20,6 +30,7 @@ from shared.operations import (
     storage_target,
     take_lock,
 )
+from shared.parallel import run_each
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -27,6 +38,11 @@ log = logging.getLogger(__name__)
 # A start within the same second as an existing backup takes the next free second;
 # more than this many collisions means something is wrong, not busy.
 MAX_NAME_ATTEMPTS = 60
+# The longest APIM resource ID: /subscriptions/<36>/resourceGroups/<90>
+# /providers/Microsoft.ApiManagement/service/<50>. No service reference is longer.
+MAX_SERVICE_REF_LENGTH = 250
+# An APIM service name (what the ledger partitions by, in lower case).
+_SERVICE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,48}[A-Za-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -35,14 +51,21 @@ class Started:
     backup: BackupRecord
 
 
-def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) -> Started:
-    """Pre-check, lock, record, then ask APIM to back up. Never waits for the backup."""
+def start_backup(
+    runtime: Runtime,
+    service_ref: str | None,
+    trigger: Trigger,
+    cors_rules: Callable[[], int | None] | None = None,
+) -> Started:
+    """Pre-check, lock, record, then ask APIM to back up. Never waits for the backup.
+
+    ``cors_rules``: where the backup account's CORS rule count comes from (a tick reads
+    it once for all its services); by default, read now."""
     settings = runtime.settings
     service = resolve_service(settings, service_ref)
     info = runtime.apim.describe(service)
-    check_backup_start(
-        info, runtime.blobs.cors_rule_count(), service.name, settings.storage_account
-    )
+    cors = cors_rules() if cors_rules is not None else runtime.blobs.cors_rule_count()
+    check_backup_start(info, cors, service.name, settings.storage_account)
 
     operation_id = new_operation_id()
     take_lock(runtime, service, operation_id)
@@ -75,7 +98,8 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         on_refused=lambda: runtime.ledger.delete(record),
         on_failed=failed,
     )
-    record = _record_url(runtime, record, operation.operation_url)
+    noted = _write_manifest(runtime, service, record, info.settings)
+    record = _record_url(runtime, record, operation.operation_url, noted)
     log.info(
         "Backup %s of %s started (operation %s, %s)",
         record.backup_name,
@@ -86,14 +110,43 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
     return Started(operation, record)
 
 
-def _record_url(runtime: Runtime, record: BackupRecord, url: str) -> BackupRecord:
-    """Note the URL on the ledger row. APIM has accepted the backup by now, so nothing
-    here may fail the request: a row settled meanwhile (a fast backup, a concurrent
-    status call) keeps its outcome and gains the URL; a row that cannot be written is
-    logged, the operation row has the URL anyway."""
+def _write_manifest(
+    runtime: Runtime, service: ServiceId, record: BackupRecord, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write the settings manifest beside the backup: the pre-checks' service GET, plus one
+    GET of its Azure Monitor diagnostic settings. The ledger changes that name it (or say
+    why there is none). Never raises: the backup itself is already under way, and the
+    next backup writes a manifest of its own."""
+    name = manifest.manifest_blob_name(record.backup_name)
+    if not settings:
+        return {"manifest_error": "Resource Manager's answer held no settings to record"}
+    try:
+        diagnostics, why = runtime.apim.try_diagnostic_settings(service)
+        document = manifest.manifest_document(
+            record.backup_name,
+            record.service_id,
+            record.created_at,
+            {**settings, "diagnosticSettings": diagnostics},
+            {"diagnosticSettings": why} if why else None,
+        )
+        runtime.blobs.write_json(name, document)
+    except Exception as exc:
+        log.warning("Manifest %s could not be written: %s", name, type(exc).__name__)
+        return {"manifest_error": f"The manifest could not be written: {type(exc).__name__}"}
+    return {"manifest_blob": name, "certificates": tuple(manifest.certificates(settings))}
+
+
+def _record_url(
+    runtime: Runtime, record: BackupRecord, url: str, changes: Mapping[str, Any] | None = None
+) -> BackupRecord:
+    """Note the URL (and the manifest's name) on the ledger row. APIM has accepted the
+    backup by now, so nothing here may fail the request: a row settled meanwhile (a fast
+    backup, a concurrent status call) keeps its outcome and gains the URL; a row that
+    cannot be written is logged, the operation row has the URL anyway."""
+    extra = dict(changes or {})
     for _ in range(3):
         try:
-            return runtime.ledger.save(record.with_changes(operation_url=url))
+            return runtime.ledger.save(record.with_changes(operation_url=url, **extra))
         except Conflict:
             latest = runtime.ledger.get(record.service, record.backup_name)
             if latest is None:
@@ -102,7 +155,7 @@ def _record_url(runtime: Runtime, record: BackupRecord, url: str) -> BackupRecor
         except Exception:
             log.exception("Could not note the operation URL on %s", record.backup_name)
             break
-    return record.with_changes(operation_url=url)
+    return record.with_changes(operation_url=url, **extra)
 
 
 def _add_ledger_row(
@@ -135,19 +188,45 @@ def _add_ledger_row(
 
 
 def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> list[Started]:
-    """One backup per configured service; a busy or refused service is logged and skipped."""
-    started: list[Started] = []
-    for service in runtime.settings.apim_services:
-        try:
-            started.append(start_backup(runtime, service.resource_id, trigger))
-        except errors.ProductError as exc:
-            log.warning(
-                "Scheduled backup of %s skipped: %s (%s)", service.name, exc.message, exc.code
-            )
-        except Exception:
-            # One service's storage or network failure must not cost the others their backup.
-            log.exception("Scheduled backup of %s failed", service.name)
-    return started
+    """One backup per configured service, MAX_PARALLEL at once; a busy or refused service
+    is logged and skipped, and never costs another service its backup."""
+    cors = read_once(runtime.blobs.cors_rule_count)  # one account for every service
+    results = run_each(
+        runtime.settings.apim_services,
+        lambda service: _start_scheduled(runtime, service, cors, trigger),
+        runtime.settings.max_parallel,
+        "backup",
+    )
+    return [started for started in results if started is not None]
+
+
+def _start_scheduled(
+    runtime: Runtime, service: ServiceId, cors: Callable[[], int | None], trigger: Trigger
+) -> Started | None:
+    """One service's scheduled start; every failure is caught and logged here."""
+    try:
+        return start_backup(runtime, service.resource_id, trigger, cors)
+    except errors.ProductError as exc:
+        log.warning("Scheduled backup of %s skipped: %s (%s)", service.name, exc.message, exc.code)
+    except Exception:
+        # One service's storage or network failure must not cost the others their backup.
+        log.exception("Scheduled backup of %s failed", service.name)
+    return None
+
+
+def read_once[T](read: Callable[[], T]) -> Callable[[], T]:
+    """``read``, called at most once however many threads ask (a failed read is not
+    kept: the next caller tries again and gets its own error)."""
+    lock = threading.Lock()
+    value: list[T] = []
+
+    def once() -> T:
+        with lock:
+            if not value:
+                value.append(read())
+            return value[0]
+
+    return once
 
 
 def list_backups(
@@ -157,20 +236,41 @@ def list_backups(
     include_expired: bool = False,
 ) -> list[BackupRecord]:
     """The ledger, newest first."""
-    service = None
-    if service_ref:
-        found = runtime.settings.find_service(service_ref) or runtime.settings.find_restore_target(
-            service_ref
-        )
-        service = found.key if found else service_ref.strip().lower()
+    service = _service_filter(runtime, service_ref) if service_ref else None
     wanted = _parse_status(status)
     now = runtime.clock()
+    # Unexpired backups are the last 30 days': only those travel, unless asked for all.
+    since = None if include_expired else now - BACKUP_LIFETIME
     rows = [
         r
-        for r in runtime.ledger.records(service=service, status=wanted)
+        for r in runtime.ledger.records(service=service, status=wanted, since=since)
         if include_expired or not r.is_expired(now)
     ]
     return sorted(rows, key=lambda r: (r.created_at, r.backup_name), reverse=True)
+
+
+def _service_filter(runtime: Runtime, ref: str) -> str:
+    """The ledger partition a ``service`` filter names: a configured service, or the name
+    or resource ID of one no longer configured (its history stays readable). Anything
+    else is refused before it reaches storage, which answers some values with an error."""
+    ref = ref.strip()
+    if len(ref) > MAX_SERVICE_REF_LENGTH:
+        raise errors.BadRequest(
+            f"'service' is longer than a resource ID ({MAX_SERVICE_REF_LENGTH} characters)",
+            "service",
+        )
+    settings = runtime.settings
+    found = settings.find_service(ref) or settings.find_restore_target(ref)
+    if found is not None:
+        return found.key
+    if _SERVICE_NAME.fullmatch(ref):
+        return ref.lower()
+    try:
+        return ServiceId.parse(ref).key
+    except ValueError:
+        raise errors.BadRequest(
+            "'service' must be an API Management service name or resource ID", "service"
+        ) from None
 
 
 def _parse_status(status: str | None) -> Status | None:
@@ -180,7 +280,7 @@ def _parse_status(status: str | None) -> Status | None:
         if candidate.value.lower() == status.strip().lower():
             return candidate
     allowed = ", ".join(s.value for s in Status)
-    raise errors.BadRequest(f"'status' must be one of {allowed}")
+    raise errors.BadRequest(f"'status' must be one of {allowed}", "status")
 
 
 def get_backup(runtime: Runtime, name: str) -> BackupRecord:
@@ -197,6 +297,24 @@ def get_backup(runtime: Runtime, name: str) -> BackupRecord:
     return record
 
 
+def backup_details(runtime: Runtime, name: str) -> dict[str, Any]:
+    """``GET /api/backups/{name}``: the list item, plus the manifest (read from its blob)
+    and why there is none when it could not be recorded."""
+    record = get_backup(runtime, name)
+    body = record.to_api(runtime.clock())
+    body["manifest"] = None
+    body["manifestError"] = record.manifest_error
+    if record.manifest_blob:
+        try:
+            body["manifest"] = runtime.blobs.read_json(record.manifest_blob)
+        except Exception as exc:
+            log.warning("Manifest %s unreadable: %s", record.manifest_blob, type(exc).__name__)
+            body["manifestError"] = f"The manifest could not be read: {type(exc).__name__}"
+        if body["manifest"] is None and body["manifestError"] is None:
+            body["manifestError"] = "The manifest blob is gone (pruned with its backup?)"
+    return body
+
+
 @dataclass(frozen=True)
 class Health:
     healthy: bool
@@ -207,28 +325,58 @@ def health(runtime: Runtime) -> Health:
     """Each service has a restorable backup younger than RPO_HOURS, and nothing is stuck."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
-    services = [_service_health(runtime, s, now, rpo) for s in runtime.settings.apim_services]
+    services = runtime.settings.apim_services
+    recent = run_each(  # one key-range read per service, MAX_PARALLEL at once
+        services, lambda s: _recent(runtime, s.key, now), runtime.settings.max_parallel, "health"
+    )
     stuck = _stuck_operations(runtime, now)
-    healthy = all(s["healthy"] for s in services) and not stuck
+    reports = [_service_health(s, rows, now, rpo) for s, rows in zip(services, recent, strict=True)]
+    healthy = all(r["healthy"] for r in reports) and not stuck
+    certificates = [
+        warning
+        for service, rows in zip(services, recent, strict=True)
+        for warning in _certificate_warnings(service, rows, now, runtime.settings.cert_warning_days)
+    ]
     body = {
         "status": "Healthy" if healthy else "Unhealthy",
         "rpoHours": runtime.settings.rpo_hours,
-        "services": services,
+        "services": reports,
         "stuckOperations": stuck,
+        "warnings": {"certificates": certificates},
     }
     return Health(healthy, body)
 
 
+def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:
+    """The service's backups of the last 30 days, the only ones that can be restorable
+    (a backup is restorable for 30 days at most): a RowKey range of the service's
+    partition, one request whatever the history."""
+    return list(runtime.ledger.since(service, now - BACKUP_LIFETIME))
+
+
+def _certificate_warnings(
+    service: ServiceId, recent: list[BackupRecord], now: datetime, days: int
+) -> list[dict[str, Any]]:
+    """Certificates in the service's newest manifest that expire within CERT_WARNING_DAYS.
+    From the ledger's copy of the metadata: no blob is read. A warning only: it never
+    makes health unhealthy."""
+    with_manifest = [r for r in recent if r.manifest_blob]
+    newest = max(with_manifest, key=lambda r: (r.created_at, r.backup_name), default=None)
+    if newest is None:
+        return []
+    return manifest.expiring_certificates(service.name, newest.certificates, now, days)
+
+
 def _service_health(
-    runtime: Runtime, service: ServiceId, now: datetime, rpo: timedelta
+    service: ServiceId, recent: list[BackupRecord], now: datetime, rpo: timedelta
 ) -> dict[str, Any]:
-    restorable = [r for r in runtime.ledger.records(service=service.key) if r.is_restorable(now)]
-    newest = max(restorable, key=lambda r: r.created_at, default=None)
+    newest = _newest_restorable(recent, now)
     if newest is None:
         return {
             "service": service.name,
             "healthy": False,
             "newestBackup": None,
+            "ageHours": None,
             "reason": "no restorable backup",
         }
     age = now - newest.created_at
@@ -240,8 +388,19 @@ def _service_health(
         "ageHours": round(age.total_seconds() / 3600, 2),
         "reason": None
         if healthy
-        else f"newest restorable backup is older than {runtime.settings.rpo_hours} hours",
+        else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours",
     }
+
+
+def _newest_restorable(rows: Iterable[BackupRecord], now: datetime) -> BackupRecord | None:
+    restorable = [r for r in rows if r.is_restorable(now)]
+    return max(restorable, key=lambda r: (r.created_at, r.backup_name), default=None)
+
+
+def newest_restorable(runtime: Runtime, service: str, now: datetime) -> BackupRecord | None:
+    """The service's newest restorable backup, in one key-range read (see ``_recent``)."""
+    since = runtime.ledger.since(service, now - BACKUP_LIFETIME, Status.SUCCEEDED)
+    return _newest_restorable(since, now)
 
 
 def _stuck_operations(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:

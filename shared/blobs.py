@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +41,30 @@ class BackupBlobs:
             return int(self.container.get_blob_client(blob_name).get_blob_properties().size)
         except ResourceNotFoundError:
             return None
+
+    def write_json(self, blob_name: str, value: Any) -> None:
+        """Write (or overwrite) a small JSON blob, such as a backup's manifest."""
+        data = json.dumps(value, indent=2, sort_keys=True).encode()
+        blob = self.container.get_blob_client(blob_name)
+        settings = ContentSettings(content_type="application/json")
+        try:
+            blob.upload_blob(data, overwrite=True, content_settings=settings)
+        except ResourceNotFoundError:
+            # Before the first backup has finished the container may not exist yet (APIM
+            # creates it then); creating it first is what APIM would do anyway.
+            with contextlib.suppress(ResourceExistsError):
+                self.container.create_container()
+            blob.upload_blob(data, overwrite=True, content_settings=settings)
+
+    def read_json(self, blob_name: str, max_bytes: int = 1 << 20) -> Any:
+        """A small JSON blob's content; None when it does not exist. ValueError when it is
+        larger than ``max_bytes`` or not JSON."""
+        client = self.container.get_blob_client(blob_name)
+        try:
+            downloader = client.download_blob(offset=0, length=max_bytes + 1)
+            data = downloader.readall()
+        except ResourceNotFoundError:
+            return None
+        if len(data) > max_bytes:
+            raise ValueError(f"{blob_name} is larger than {max_bytes} bytes")
+        return json.loads(data)

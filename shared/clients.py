@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
@@ -14,6 +13,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from shared.credentials import EmulatorCredential
+from shared.lazy import cached_property
 from shared.settings import ArmCredentialKind, Settings
 
 if TYPE_CHECKING:

@@ -10,13 +10,20 @@ from __future__ import annotations
 class ProductError(Exception):
     status: int = 500
     code: str = "InternalError"
+    # Seconds a caller should wait before trying again (a Retry-After header), if any.
+    retry_after: int | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, target: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # ARM's optional ``target``: the parameter or dependency the error is about.
+        self.target = target
 
     def to_body(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+        error = {"code": self.code, "message": self.message}
+        if self.target:
+            error["target"] = self.target
+        return {"error": error}
 
 
 class BadRequest(ProductError):
@@ -81,3 +88,29 @@ class BackupNameUnavailable(ProductError):
     """Every name in a minute is taken: a clock or ledger problem, not a busy service."""
 
     status, code = 503, "BackupNameUnavailable"
+
+
+class DependencyUnavailable(ProductError):
+    """Storage or Resource Manager could not be used: the caller should try again later.
+    ``target`` is ``storage`` or ``resourceManager``; the message never carries a URL."""
+
+    status, code = 503, "DependencyUnavailable"
+    retry_after = 30
+
+    def __init__(self, dependency: str, cause: str) -> None:
+        names = {"storage": "storage", "resourceManager": "Resource Manager"}
+        super().__init__(
+            f"{names.get(dependency, dependency)} cannot be reached: {cause}", dependency
+        )
+
+
+class Unauthenticated(ProductError):
+    """API_AUTH=entra and no authenticated caller reached the app (shared/auth.py)."""
+
+    status, code = 401, "Unauthenticated"
+
+
+class RestoreRoleRequired(ProductError):
+    """API_AUTH=entra and the caller lacks the ApimBackup.Restore app role."""
+
+    status, code = 403, "RestoreRoleRequired"

@@ -1,15 +1,17 @@
-"""Housekeeping: settle running operations (one status request each), then prune."""
+"""Housekeeping: settle running operations (one status request each, MAX_PARALLEL at
+once), then prune, then (once a day) delete ledger history older than
+LEDGER_HISTORY_DAYS. An idle tick costs the same whatever the ledger's history."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from shared import pruning
 from shared.model import OperationKind, OperationRecord, Status
-from shared.operations import LOCK_GRACE, finish_running, settle_ledger_row
+from shared.operations import LOCK_GRACE, poll_running, settle_ledger_row
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ class Report:
     settled: list[OperationRecord] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
     prune: dict[str, Any] = field(default_factory=dict)
+    history_deleted: int = 0
 
     def summary(self) -> str:
         ended = ", ".join(
@@ -28,25 +31,46 @@ class Report:
         pruned = len(self.prune.get("pruned", []))
         return (
             f"{len(self.settled)} operation(s) ended{': ' + ended if ended else ''}; "
-            f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned"
+            f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned; "
+            f"{self.history_deleted} history row(s) deleted"
         )
 
 
 def run(runtime: Runtime) -> Report:
-    report = Report(settled=finish_running(runtime))
-    report.stranded = settle_stranded_rows(runtime)
-    report.prune = prune_now(runtime, dry_run=False)
+    from shared import history  # on first use: a lighter cold start for the HTTP routes
+
+    polled = poll_running(runtime)
+    report = Report(settled=[op for op in polled if not op.is_running])
+    report.stranded = settle_stranded_rows(runtime, {op.operation_id: op for op in polled})
+    still = [op for op in polled if op.is_running]
+    report.prune = prune_now(runtime, dry_run=False, running=still)
+    try:
+        deleted = history.delete_old_rows(runtime)
+    except Exception:
+        log.exception("Deleting ledger history failed; the next tick tries again")
+        deleted = None
+    report.history_deleted = len(deleted.deleted) if deleted else 0
     return report
 
 
-def settle_stranded_rows(runtime: Runtime) -> list[str]:
+def settle_stranded_rows(
+    runtime: Runtime, polled: Mapping[str, OperationRecord] | None = None
+) -> list[str]:
     """Running ledger rows that nothing will settle any more: their operation ended
-    (a crash between its row and this one) or was never recorded (a crash before)."""
+    (a crash between its row and this one) or was never recorded (a crash before).
+
+    ``polled``: the operations this tick has just polled, by id, so that their rows are
+    not read a second time."""
     now = runtime.clock()
     limit = timedelta(minutes=runtime.settings.operation_timeout_minutes) + LOCK_GRACE
     repaired: list[str] = []
+    polled = polled or {}
     for record in runtime.ledger.records(status=Status.RUNNING):
-        operation = runtime.operations.get(record.operation_id) if record.operation_id else None
+        operation = (
+            polled.get(record.operation_id) or runtime.operations.get(record.operation_id)
+            if record.operation_id
+            else None
+        )
         if operation is not None and operation.is_running:
             continue  # finish_running owns it
         if operation is None and now - record.created_at <= limit:
@@ -66,28 +90,39 @@ def settle_stranded_rows(runtime: Runtime) -> list[str]:
     return repaired
 
 
-def prune_now(runtime: Runtime, *, dry_run: bool) -> dict[str, Any]:
-    """One pruning pass (see shared.pruning); what went, what stayed, and why."""
+def prune_now(
+    runtime: Runtime, *, dry_run: bool, running: Iterable[OperationRecord] | None = None
+) -> dict[str, Any]:
+    """One pruning pass (see shared.pruning); what went, what stayed, and why.
+
+    ``running``: the operations known to be running (housekeeping has just polled them);
+    by default, read now."""
+    from shared import pruning  # on first use: a lighter cold start for the HTTP routes
+
     settings = runtime.settings
     now = runtime.clock()
-    records, unreadable = pruning.read_ledger(runtime.ledger.table)
     # A backup being restored right now is never pruned from under APIM, whatever its age.
-    running = runtime.operations.running()
+    running = runtime.operations.running() if running is None else running
     in_use = {op.backup_name for op in running if op.kind is OperationKind.RESTORE}
+    records, names, unreadable = pruning.gather(runtime.ledger.table, runtime.blobs.container)
     container = runtime.blobs.container
     plan = pruning.reconcile(
         [r for r in records if r.backup_name not in in_use],
-        pruning.list_blob_names(container),
+        names,
         now=now,
         retention_days=settings.retention_days,
         min_keep=settings.min_keep,
         container_name=settings.container,
         known_names=unreadable | in_use,
     )
-    # A restore may have started since the first look: look again, just before deleting.
-    late = {
-        op.backup_name for op in runtime.operations.running() if op.kind is OperationKind.RESTORE
-    }
+    # A restore may have started since the first look: look again, just before deleting
+    # (only when there is something to delete: an idle tick spares the request).
+    deletes = plan.prune or plan.stale or any(o.delete for o in plan.orphans)
+    late = (
+        {op.backup_name for op in runtime.operations.running() if op.kind is OperationKind.RESTORE}
+        if deletes
+        else set()
+    )
     if late - in_use:
         kept = tuple(d for d in plan.prune if d.record.backup_name in late)
         plan = replace(

@@ -6,18 +6,15 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
-
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
-from azure.data.tables import TableClient, UpdateMode
+from typing import TYPE_CHECKING, Any
 
 from shared.model import BackupRecord, OperationRecord, Status, utc
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
+# The SDK (azure.core, azure.data.tables) is imported inside each function that needs
+# it: importing the function app must not load it (a lighter cold start).
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +26,8 @@ class Conflict(Exception):
 def ensure_table(table: TableClient) -> None:
     """Create the table if missing (Azurite starts empty; in Azure, infra/ creates it).
     An identity whose role covers only the table may not create tables: that is fine."""
+    from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
     try:
         table.create_table()
     except ResourceExistsError:
@@ -42,6 +41,10 @@ def ensure_table(table: TableClient) -> None:
 def replace_unchanged(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
     """Replace a row only if its ETag is still ``etag``; Conflict when it changed or went.
     The new ETag."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+    from azure.data.tables import UpdateMode
+
     try:
         meta = table.update_entity(
             entity,
@@ -56,13 +59,22 @@ def replace_unchanged(table: TableClient, entity: dict[str, Any], etag: str | No
 
 
 class BackupLedger:
-    """The ledger: one row per backup, partitioned by service name."""
+    """The ledger: one row per backup, partitioned by service name.
+
+    A RowKey is the backup's name, ``<service>-<YYYYMMDD>T<HHMMSS>Z.apimbackup``, so in a
+    partition RowKey order is time order: "backups of this service since X" is a key
+    range, which Table Storage answers through its index however long the history is.
+    Queries that must cross partitions filter server-side, so that only the rows that
+    can still matter travel, page by page (never the whole ledger in memory).
+    """
 
     def __init__(self, table: TableClient) -> None:
         self.table = table
 
     def add(self, record: BackupRecord) -> BackupRecord:
         """Insert a new row; Conflict when a row of that name exists already."""
+        from azure.core.exceptions import ResourceExistsError
+
         try:
             meta = self.table.create_entity(record.to_entity())
         except ResourceExistsError:
@@ -70,6 +82,8 @@ class BackupLedger:
         return record.with_changes(etag=meta.get("etag"))
 
     def get(self, service: str, backup_name: str) -> BackupRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             return BackupRecord.from_entity(self.table.get_entity(service, backup_name))
         except ResourceNotFoundError:
@@ -82,6 +96,9 @@ class BackupLedger:
         )
 
     def delete(self, record: BackupRecord) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
         with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
             self.table.delete_entity(
                 record.service,
@@ -91,13 +108,24 @@ class BackupLedger:
             )
 
     def records(
-        self, service: str | None = None, status: Status | None = None
+        self,
+        service: str | None = None,
+        status: Status | None = None,
+        since: datetime | None = None,
     ) -> Iterator[BackupRecord]:
+        """Rows, optionally of one service, one status, and started at ``since`` or later
+        (a RowKey range within a service; a CreatedAt filter across services)."""
         params: dict[str, Any] = {}
         clauses = []
         if service is not None:
             clauses.append("PartitionKey eq @pk")
             params["pk"] = service
+            if since is not None:
+                clauses.append("RowKey ge @first")
+                params["first"] = row_key_at(service, since)
+        elif since is not None:
+            clauses.append("CreatedAt ge @since")
+            params["since"] = utc(since)
         if status is not None:
             clauses.append("Status eq @status")
             params["status"] = status.value
@@ -108,6 +136,45 @@ class BackupLedger:
         )
         for entity in entities:
             yield BackupRecord.from_entity(entity)
+
+    def since(
+        self, service: str, moment: datetime, status: Status | None = None
+    ) -> Iterator[BackupRecord]:
+        """The service's backups started at ``moment`` or later: a RowKey range."""
+        query = "PartitionKey eq @pk and RowKey ge @first"
+        params: dict[str, Any] = {"pk": service, "first": row_key_at(service, moment)}
+        if status is not None:
+            query += " and Status eq @status"
+            params["status"] = status.value
+        for entity in self.table.query_entities(query, parameters=params):
+            yield BackupRecord.from_entity(entity)
+
+    def live_entities(self) -> Iterator[dict[str, Any]]:
+        """Every row not yet Pruned (Running, Succeeded, Failed), as raw entities.
+
+        Bounded by retention, not by history: pruning turns Succeeded and Failed rows
+        into Pruned ones within RETENTION_DAYS, and only Pruned rows accumulate.
+        """
+        yield from self.table.query_entities(
+            "Status ne @pruned", parameters={"pruned": Status.PRUNED.value}
+        )
+
+    def history_before(self, service: str, cutoff: datetime) -> Iterator[BackupRecord]:
+        """The service's Pruned and Failed rows started before ``cutoff``: a RowKey range."""
+        query = (
+            "PartitionKey eq @pk and RowKey lt @cutoff and "
+            f"(Status eq '{Status.PRUNED.value}' or Status eq '{Status.FAILED.value}')"
+        )
+        params = {"pk": service, "cutoff": row_key_at(service, cutoff)}
+        for entity in self.table.query_entities(query, parameters=params):
+            yield BackupRecord.from_entity(entity)
+
+
+def row_key_at(service: str, moment: datetime) -> str:
+    """The RowKey prefix of a backup of ``service`` started at ``moment`` (to the second):
+    every backup started at or after ``moment`` sorts at or after it, every earlier one
+    before it."""
+    return f"{service}-{utc(moment):%Y%m%dT%H%M%SZ}"
 
 
 LOCK_PARTITION = "lock"
@@ -130,6 +197,8 @@ class OperationStore:
         return operation.with_changes(etag=meta.get("etag"))
 
     def get(self, operation_id: str) -> OperationRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             entity = self.table.get_entity(OperationRecord.PARTITION, operation_id)
         except ResourceNotFoundError:
@@ -142,6 +211,8 @@ class OperationStore:
         return operation.with_changes(etag=etag)
 
     def delete(self, operation: OperationRecord) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
         with contextlib.suppress(ResourceNotFoundError):
             self.table.delete_entity(OperationRecord.PARTITION, operation.operation_id)
 
@@ -153,6 +224,21 @@ class OperationStore:
         for entity in rows:
             yield OperationRecord.from_entity(entity)
 
+    def restore_attempted(self, service: str, backup_name: str) -> bool:
+        """Whether a restore of ``backup_name`` into ``service`` was ever started: a
+        filter the service applies, so only matching rows travel (not every operation)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and Kind eq @kind and Service eq @service and BackupName eq @name",
+            parameters={
+                "pk": OperationRecord.PARTITION,
+                "kind": "restore",  # OperationKind.RESTORE
+                "service": service,
+                "name": backup_name,
+            },
+            select=["RowKey"],
+        )
+        return any(True for _ in rows)
+
     def all(self) -> Iterator[OperationRecord]:
         rows = self.table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": OperationRecord.PARTITION}
@@ -163,6 +249,8 @@ class OperationStore:
     # Locks ---------------------------------------------------------------------------
 
     def lock_holder(self, service: str) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             return str(self.table.get_entity(LOCK_PARTITION, service)["OperationId"])
         except ResourceNotFoundError:
@@ -174,6 +262,14 @@ class OperationStore:
         ``grace`` covers a starter that took the lock but has not yet written its
         operation row: such a lock is only stale once it is older than ``grace``.
         """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            ResourceExistsError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
+        from azure.data.tables import UpdateMode
+
         row = {
             "PartitionKey": LOCK_PARTITION,
             "RowKey": service,
@@ -211,6 +307,8 @@ class OperationStore:
         return True
 
     def _create_quietly(self, row: dict[str, Any]) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+
         try:
             self.table.create_entity(row)
         except ResourceExistsError:
@@ -219,6 +317,9 @@ class OperationStore:
 
     def release(self, service: str, operation_id: str) -> None:
         """Drop the lock if ``operation_id`` still holds it (never someone else's)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
         try:
             current = self.table.get_entity(LOCK_PARTITION, service)
         except ResourceNotFoundError:

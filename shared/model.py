@@ -5,6 +5,7 @@ No SDK in here beyond mapping to and from table entities (plain dicts).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -63,6 +64,9 @@ class BackupRecord:
     size_bytes: int | None = None
     error: str | None = None
     pruned_at: datetime | None = None
+    manifest_blob: str | None = None  # the settings manifest beside the backup (shared.manifest)
+    manifest_error: str | None = None  # why there is none
+    certificates: tuple[dict[str, Any], ...] = ()  # the manifest's certificate metadata
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -108,6 +112,12 @@ class BackupRecord:
             entity["Error"] = self.error
         if self.pruned_at is not None:
             entity["PrunedAt"] = utc(self.pruned_at)
+        if self.manifest_blob is not None:
+            entity["ManifestBlob"] = self.manifest_blob
+        if self.manifest_error is not None:
+            entity["ManifestError"] = self.manifest_error
+        if self.certificates:
+            entity["ManifestCertificates"] = json.dumps(list(self.certificates))
         return entity
 
     @classmethod
@@ -132,6 +142,9 @@ class BackupRecord:
             size_bytes=size,
             error=entity.get("Error"),
             pruned_at=_opt_time(entity.get("PrunedAt")),
+            manifest_blob=entity.get("ManifestBlob") or None,
+            manifest_error=entity.get("ManifestError"),
+            certificates=_json_items(entity.get("ManifestCertificates")),
             etag=metadata.get("etag"),
         )
 
@@ -150,6 +163,7 @@ class BackupRecord:
             "sku": self.sku,
             "restorable": self.is_restorable(now),
             "error": self.error,
+            "manifestBlob": self.manifest_blob,
         }
 
 
@@ -169,6 +183,9 @@ class OperationRecord:
     source_service: str = ""  # for a restore: the backup's service
     completed_at: datetime | None = None
     error: str | None = None
+    # A succeeded restore: how the target differs from the backup's manifest (shared.drift)
+    drift: tuple[dict[str, str | None], ...] | None = None
+    drift_error: str | None = None  # why no drift could be computed
     etag: str | None = field(default=None, compare=False)
 
     PARTITION = "operation"
@@ -198,6 +215,10 @@ class OperationRecord:
             entity["CompletedAt"] = utc(self.completed_at)
         if self.error is not None:
             entity["Error"] = self.error
+        if self.drift is not None:
+            entity["Drift"] = json.dumps(list(self.drift))
+        if self.drift_error is not None:
+            entity["DriftError"] = self.drift_error
         return entity
 
     @classmethod
@@ -216,6 +237,8 @@ class OperationRecord:
             source_service=entity.get("SourceService", ""),
             completed_at=_opt_time(entity.get("CompletedAt")),
             error=entity.get("Error"),
+            drift=_json_items(entity.get("Drift")) if "Drift" in entity else None,
+            drift_error=entity.get("DriftError"),
             etag=metadata.get("etag"),
         )
 
@@ -232,9 +255,21 @@ class OperationRecord:
         }
         if self.kind is OperationKind.RESTORE:
             body["sourceService"] = self.source_service
+            if self.status is Status.SUCCEEDED:
+                body["drift"] = None if self.drift is None else list(self.drift)
+                body["driftError"] = self.drift_error
         if self.error is not None:
             body["error"] = {"code": "OperationFailed", "message": self.error}
         return body
+
+
+def _json_items(text: Any) -> tuple[dict[str, Any], ...]:
+    """A JSON column holding a list of objects; empty when missing or unreadable."""
+    try:
+        items = json.loads(text) if isinstance(text, str) else []
+    except ValueError:
+        return ()
+    return tuple(i for i in items if isinstance(i, dict)) if isinstance(items, list) else ()
 
 
 def _iso(moment: datetime | None) -> str | None:

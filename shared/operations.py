@@ -13,7 +13,6 @@ The order of writes is what keeps the ledger honest when a process dies mid-way:
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,9 +20,11 @@ from datetime import timedelta
 from shared import errors
 from shared.apim import PollResult, PollState, StorageTarget
 from shared.checks import Outcome, judge_poll
+from shared.drift import restore_drift
 from shared.ledger import Conflict
 from shared.model import OperationKind, OperationRecord, Status, Trigger
 from shared.naming import ServiceId
+from shared.parallel import run_each
 from shared.runtime import Runtime
 from shared.settings import AccessType
 
@@ -49,6 +50,8 @@ def storage_target(runtime: Runtime) -> StorageTarget:
 
 
 def new_operation_id() -> str:
+    import uuid  # on first use: a lighter cold start
+
     return uuid.uuid4().hex
 
 
@@ -162,6 +165,8 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     settled = operation.with_changes(
         status=Status.FAILED if error else Status.SUCCEEDED, completed_at=now, error=error
     )
+    if settled.status is Status.SUCCEEDED and settled.kind is OperationKind.RESTORE:
+        settled = restore_drift(runtime, settled)  # in the same guarded write as the verdict
     try:
         # The operation row first, guarded by its ETag: of two hosts settling at once
         # (a timeout here, a success there) exactly one verdict wins, and the ledger
@@ -211,16 +216,22 @@ def settle_ledger_row(
 
 def finish_running(runtime: Runtime) -> list[OperationRecord]:
     """One status request per running operation; each failure is logged, none stops the rest."""
-    settled: list[OperationRecord] = []
-    for operation in list(runtime.operations.running()):
+    return [op for op in poll_running(runtime) if not op.is_running]
+
+
+def poll_running(runtime: Runtime) -> list[OperationRecord]:
+    """Poll every running operation once, MAX_PARALLEL at a time: each one's state after
+    its poll (still running, settled, or as read when its poll failed)."""
+
+    def poll(operation: OperationRecord) -> OperationRecord:
         try:
-            progress = refresh(runtime, operation)
+            return refresh(runtime, operation).operation
         except Exception:
             log.exception("Could not refresh operation %s", operation.operation_id)
-            continue
-        if not progress.operation.is_running:
-            settled.append(progress.operation)
-    return settled
+            return operation
+
+    running = list(runtime.operations.running())
+    return run_each(running, poll, runtime.settings.max_parallel, "poll")
 
 
 def get_operation(runtime: Runtime, operation_id: str) -> Progress:

@@ -2,11 +2,15 @@
 
 One pass (:func:`run_pruning`) does, in this order:
 
-1. Read the whole ledger (one paged ``list_entities``), then list the container's
-   blob names once (paged). The ledger is read *first*: APIM writes the blob before
-   a backup can be recorded ``Succeeded``, so every ``Succeeded`` row we read has its
-   blob written before the listing starts. Listing first would let a backup that
-   finished in between look as if its blob had vanished.
+1. Read the ledger's live rows (every row not yet ``Pruned``: a server-side filter,
+   paged; their number is bounded by retention, not by history), then list the
+   container's blob names once (paged). The ledger is read *first*: APIM writes the
+   blob before a backup can be recorded ``Succeeded``, so every ``Succeeded`` row we
+   read has its blob written before the listing starts. Listing first would let a
+   backup that finished in between look as if its blob had vanished. A backup-named
+   blob with no live row is then looked up by its key (a point read): a ``Pruned``
+   row whose blob was left behind, a row written since, or an orphan. ``Pruned``
+   history is never read.
 2. :func:`reconcile` (pure) compares the two and applies :mod:`shared.retention`.
 3. :func:`prune` deletes blobs in batches (256 per request), then updates ledger
    rows in transactions (100 operations per request, one partition each).
@@ -26,7 +30,7 @@ Why blobs first, then rows (the crash argument):
   while the newer ones stand), so a row we pruned is still due, and it becomes
   ``Pruned`` with no further blob request. Any other ``Succeeded`` row without its
   blob has lost it for a reason that is not ours: it becomes ``Failed`` with an
-  ``Error`` that says the blob vanished (CONTRACT.md). Retention for the remaining
+  ``Error`` that says the blob vanished (docs/ledger.md). Retention for the remaining
   rows is then decided without the vanished ones, so ``min_keep`` counts only
   backups whose blobs really exist.
 - The opposite order (rows first) would make a failed blob delete leave a
@@ -59,10 +63,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
-
+from shared.manifest import backup_of_manifest, manifest_blob_name
 from shared.model import BackupRecord, Status, utc
 from shared.naming import is_backup_name, parse_backup_name
 from shared.retention import Decision, plan_retention
@@ -70,6 +71,9 @@ from shared.retention import Decision, plan_retention
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
     from azure.storage.blob import ContainerClient
+
+# The SDK is imported inside the functions that use it, so that importing the function
+# app does not load it (a lighter cold start).
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ class PrunePlan:
 
 
 def vanished_error(record: BackupRecord, container_name: str, now: datetime) -> str:
-    """The ``Error`` of a Succeeded row whose blob is gone (CONTRACT.md)."""
+    """The ``Error`` of a Succeeded row whose blob is gone (docs/ledger.md)."""
     return (
         f"The backup blob '{record.blob_name}' has vanished from container "
         f"'{container_name}' (found missing at {_iso(now)}); the backup cannot be restored."
@@ -290,10 +294,23 @@ class PruneResult:
 
 
 def read_ledger(ledger: TableClient) -> tuple[list[BackupRecord], set[str]]:
-    """Every ledger row (one paged query): the readable ones, and the RowKeys of the rest."""
+    """Every ledger row (one paged query): the readable ones, and the RowKeys of the rest.
+    Grows with history: for audits, tests and benchmarks, never a tick (see gather)."""
+    return _parse(ledger.list_entities())
+
+
+def read_live(ledger: TableClient) -> tuple[list[BackupRecord], set[str]]:
+    """The ledger's rows not yet Pruned (one filtered, paged query): the readable ones,
+    and the RowKeys of the rest."""
+    from shared.ledger import BackupLedger
+
+    return _parse(BackupLedger(ledger).live_entities())
+
+
+def _parse(entities: Iterable[dict[str, Any]]) -> tuple[list[BackupRecord], set[str]]:
     records: list[BackupRecord] = []
     unreadable: set[str] = set()
-    for entity in ledger.list_entities():
+    for entity in entities:
         try:
             records.append(BackupRecord.from_entity(entity))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -308,9 +325,42 @@ def read_ledger(ledger: TableClient) -> tuple[list[BackupRecord], set[str]]:
     return records, unreadable
 
 
+def rows_of_blobs(
+    ledger: TableClient, blob_names: Iterable[str], known: Collection[str]
+) -> tuple[list[BackupRecord], set[str]]:
+    """The rows of backup-named blobs that are not in ``known`` (the live rows), by point
+    read: normally none; a Pruned row whose blob was left behind, or a row written since
+    the live rows were read. A blob with no row at all is an orphan: not returned."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    entities: list[dict[str, Any]] = []
+    for name in blob_names:
+        if name in known or not is_backup_name(name):
+            continue
+        try:
+            entities.append(ledger.get_entity(parse_backup_name(name).service, name))
+        except ResourceNotFoundError:
+            continue
+    return _parse(entities)
+
+
+def gather(
+    ledger: TableClient, container: ContainerClient
+) -> tuple[list[BackupRecord], list[str], set[str]]:
+    """What a pass needs, in the safe order: live rows, the listing, then the rows of
+    blobs the live rows do not explain. (records, blob names, unreadable row keys)."""
+    records, unreadable = read_live(ledger)  # before the listing: see the module docstring
+    names = list_blob_names(container)
+    known = {r.backup_name for r in records} | unreadable
+    more, more_unreadable = rows_of_blobs(ledger, names, known)
+    return records + more, names, unreadable | more_unreadable
+
+
 def list_blob_names(container: ContainerClient) -> list[str]:
     """The container's blob names; none when the container does not exist (yet): APIM
     creates it with the first backup, and a pass must not fail before that."""
+    from azure.core.exceptions import ResourceNotFoundError
+
     try:
         return list(container.list_blob_names())
     except ResourceNotFoundError:
@@ -327,6 +377,8 @@ def delete_blobs(container: ContainerClient, names: Sequence[str]) -> dict[str, 
 
     A blob that is already gone (404) counts as deleted.
     """
+    from azure.core.exceptions import AzureError
+
     failures: dict[str, str] = {}
     for chunk in _chunks(names, BLOB_BATCH_SIZE):
         try:
@@ -358,6 +410,9 @@ class _RowUpdate:
     changes: dict[str, Any]
 
     def operation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
         entity = {
             "PartitionKey": self.record.service,
             "RowKey": self.record.backup_name,
@@ -382,6 +437,9 @@ def update_rows(ledger: TableClient, updates: Sequence[_RowUpdate]) -> dict[str,
 
 
 def _submit(ledger: TableClient, chunk: list[_RowUpdate]) -> dict[str, str]:
+    from azure.core.exceptions import AzureError
+    from azure.data.tables import TableTransactionError
+
     failures: dict[str, str] = {}
     while chunk:
         try:
@@ -405,7 +463,7 @@ def _submit(ledger: TableClient, chunk: list[_RowUpdate]) -> dict[str, str]:
     return failures
 
 
-def _fail_all(chunk: list[_RowUpdate], exc: AzureError) -> dict[str, str]:
+def _fail_all(chunk: list[_RowUpdate], exc: Exception) -> dict[str, str]:
     logger.warning("Ledger transaction of %d rows failed: %s", len(chunk), exc.__class__.__name__)
     reason = f"ledger update failed: {exc.__class__.__name__}"
     return {u.record.backup_name: reason for u in chunk}
@@ -427,7 +485,11 @@ def prune(
         *(d.record.blob_name for d in plan.stale),
         *doomed_orphans,
     ]
+    to_delete += _manifests_going(plan)
     blob_failures = {} if dry_run or not to_delete else delete_blobs(container, to_delete)
+    # A manifest that could not go holds its backup's row back, as the backup's own blob
+    # would: the next pass deletes it then ("blob already gone" for the backup).
+    blob_failures = {backup_of_manifest(k) or k: v for k, v in blob_failures.items()}
 
     updates = [
         _RowUpdate(d.record, {"Status": Status.PRUNED.value, "PrunedAt": now})
@@ -457,6 +519,18 @@ def prune(
         len(result.errors),
     )
     return result
+
+
+def _manifests_going(plan: PrunePlan) -> list[str]:
+    """The settings manifests (``<backup>.manifest.json``) that go with their backups: those
+    of rows being pruned, of orphans being deleted, and of rows already Pruned (a leftover).
+    Manifest blobs are never orphans themselves: they are not named like backups."""
+    names = [
+        *(d.record.blob_name for d in (*plan.prune, *plan.stale)),
+        *(d.record.blob_name for d in plan.keep if d.record.status is Status.PRUNED),
+        *(o.blob_name for o in plan.orphans if o.delete),
+    ]
+    return [m for m in map(manifest_blob_name, names) if m in plan.present]
 
 
 def _result(plan: PrunePlan, dry_run: bool, failures: dict[str, str]) -> PruneResult:
@@ -493,9 +567,8 @@ def run_pruning(
     min_keep: int,
     dry_run: bool = False,
 ) -> PruneResult:
-    """One whole pass: read the ledger, list the container, reconcile, prune."""
-    records, unreadable = read_ledger(ledger)  # before the listing: see the module docstring
-    names = list_blob_names(container)
+    """One whole pass: read the live rows, list the container, reconcile, prune."""
+    records, names, unreadable = gather(ledger, container)
     plan = reconcile(
         records,
         names,

@@ -12,6 +12,7 @@ from typing import Any
 
 from shared import errors
 from shared.apim import ServiceInfo
+from shared.backups import newest_restorable
 from shared.checks import (
     Check,
     check_sku_match,
@@ -33,6 +34,7 @@ from shared.operations import (
     storage_target,
     take_lock,
 )
+from shared.parallel import run_each
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -232,46 +234,52 @@ def start_restore(runtime: Runtime, request: RestoreRequest, trigger: Trigger) -
 
 
 def standby_sync(runtime: Runtime) -> list[OperationRecord]:
-    """Restore each source's newest restorable backup into its standby, once per backup."""
-    started: list[OperationRecord] = []
+    """Restore each source's newest restorable backup into its standby, once per backup;
+    the pairs MAX_PARALLEL at once, each pair's failure its own."""
     if not runtime.settings.standby_pairs:
-        return started
+        return []
     now = runtime.clock()
-    attempted = {
-        (op.service, op.backup_name)
-        for op in runtime.operations.all()
-        if op.kind is OperationKind.RESTORE
-    }
-    for source, standby in runtime.settings.standby_pairs:
-        restorable = [r for r in runtime.ledger.records(service=source.key) if r.is_restorable(now)]
-        newest = max(restorable, key=lambda r: r.created_at, default=None)
+    started = run_each(
+        runtime.settings.standby_pairs,
+        lambda pair: _sync_pair(runtime, pair[0], pair[1], now),
+        runtime.settings.max_parallel,
+        "standby",
+    )
+    return [operation for operation in started if operation is not None]
+
+
+def _sync_pair(
+    runtime: Runtime, source: ServiceId, standby: ServiceId, now: datetime
+) -> OperationRecord | None:
+    """One pair's sync; every failure is caught and logged here."""
+    what = f"the newest backup of {source.name}"
+    try:
+        newest = newest_restorable(runtime, source.key, now)
         if newest is None:
             log.warning(
                 "standby_sync: %s has no restorable backup to restore into %s",
                 source.name,
                 standby.name,
             )
-            continue
-        if (standby.key, newest.backup_name) in attempted:
+            return None
+        if runtime.operations.restore_attempted(standby.key, newest.backup_name):
             log.info(
                 "standby_sync: %s already restored (or tried) into %s",
                 newest.backup_name,
                 standby.name,
             )
-            continue
+            return None
+        what = newest.backup_name
         request = RestoreRequest(newest.backup_name, standby.resource_id)
-        try:
-            started.append(start_restore(runtime, request, Trigger.STANDBY))
-        except errors.ProductError as exc:
-            log.warning(
-                "standby_sync: restore of %s into %s refused: %s (%s)",
-                newest.backup_name,
-                standby.name,
-                exc.message,
-                exc.code,
-            )
-        except Exception:
-            log.exception(
-                "standby_sync: restore of %s into %s failed", newest.backup_name, standby.name
-            )
-    return started
+        return start_restore(runtime, request, Trigger.STANDBY)
+    except errors.ProductError as exc:
+        log.warning(
+            "standby_sync: restore of %s into %s refused: %s (%s)",
+            what,
+            standby.name,
+            exc.message,
+            exc.code,
+        )
+    except Exception:
+        log.exception("standby_sync: restore of %s into %s failed", what, standby.name)
+    return None

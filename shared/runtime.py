@@ -1,4 +1,8 @@
-"""One process's wiring: settings, clients and adapters, made once and on first use."""
+"""One process's wiring: settings, clients and adapters, made once and on first use.
+
+The SDK modules are imported here on first use, not at import: a cold start of the
+function app should not pay for the storage and table SDKs before a trigger needs them.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,18 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cached_property
-
-from azure.core.credentials import TokenCredential
+from typing import TYPE_CHECKING
 
 from shared.apim import Apim
-from shared.blobs import BackupBlobs
-from shared.clients import Clients
+from shared.lazy import cached_property
 from shared.ledger import BackupLedger, OperationStore, ensure_table
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from shared.blobs import BackupBlobs
+    from shared.clients import Clients
 
 Clock = Callable[[], datetime]
 
@@ -35,7 +42,13 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.clients = Clients(settings, arm_credential)
+        self._arm_credential = arm_credential
+
+    @cached_property
+    def clients(self) -> Clients:
+        from shared.clients import Clients
+
+        return Clients(self.settings, self._arm_credential)
 
     @cached_property
     def apim(self) -> Apim:
@@ -43,6 +56,8 @@ class Runtime:
 
     @cached_property
     def blobs(self) -> BackupBlobs:
+        from shared.blobs import BackupBlobs
+
         return BackupBlobs(self.clients.blob_service, self.settings.container)
 
     @cached_property

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from shared.naming import ServiceId
 
-# Every setting the product reads, in the order of ../CONTRACT.md. The Bicep check in
+# Every setting the product reads, in the order of docs/settings.md. The Bicep check in
 # tests/ compares this tuple with the app settings the templates write.
 SETTING_NAMES: tuple[str, ...] = (
     "APIM_SERVICES",
@@ -47,6 +47,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "ARM_ENDPOINT",
     "ARM_CREDENTIAL",
     "AZURE_CLIENT_ID",
+    "API_AUTH",
 )
 
 _LIST_SEPARATORS = re.compile(r"[,;\s]+")
@@ -70,6 +71,35 @@ class AccessType(StrEnum):
     SYSTEM_ASSIGNED = "SystemAssignedManagedIdentity"
     USER_ASSIGNED = "UserAssignedManagedIdentity"
     ACCESS_KEY = "AccessKey"
+
+
+class ApiAuth(StrEnum):
+    """Who may call the HTTP API (shared/auth.py)."""
+
+    FUNCTION_KEY = "functionKey"  # the Functions host checks function keys
+    ENTRA = "entra"  # App Service authentication (Entra ID) in front; routes anonymous
+
+
+def api_auth(env: Mapping[str, str]) -> ApiAuth:
+    """API_AUTH, validated. Also read on its own by function_app.py at import time."""
+    raw = _get(env, "API_AUTH")
+    if raw is None:
+        return ApiAuth.FUNCTION_KEY
+    for mode in ApiAuth:
+        if raw.lower() == mode.value.lower():
+            return mode
+    allowed = ", ".join(m.value for m in ApiAuth)
+    raise ConfigError("API_AUTH", f"expected one of {allowed}")
+
+
+# Not an app setting (so not in SETTING_NAMES): App Service injects it, read-only, when
+# its authentication is on; only then does the platform strip a caller's own
+# X-MS-CLIENT-PRINCIPAL header.
+PLATFORM_AUTH_VARIABLE = "WEBSITE_AUTH_ENABLED"
+
+
+def _platform_auth_enabled(env: Mapping[str, str]) -> bool:
+    return (_get(env, PLATFORM_AUTH_VARIABLE) or "").lower() in ("true", "1")
 
 
 class ArmCredentialKind(StrEnum):
@@ -118,6 +148,7 @@ class Settings:
     arm_endpoint: str
     arm_credential: ArmCredentialKind
     azure_client_id: str | None
+    api_auth: ApiAuth
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -412,4 +443,18 @@ def _read(env: Mapping[str, str]) -> Settings:
         arm_endpoint=arm_endpoint,
         arm_credential=arm_credential,
         azure_client_id=_get(env, "AZURE_CLIENT_ID"),
+        api_auth=_api_auth_in_front(env),
     )
+
+
+def _api_auth_in_front(env: Mapping[str, str]) -> ApiAuth:
+    mode = api_auth(env)
+    if mode is ApiAuth.ENTRA and not _platform_auth_enabled(env):
+        # Fail closed: without the platform in front, the routes are anonymous and the
+        # principal header could be forged by any caller.
+        raise ConfigError(
+            "API_AUTH",
+            "'entra' needs App Service authentication in front of the app "
+            "(WEBSITE_AUTH_ENABLED is not true); deploy with apiAuth=entra (infra/README.md)",
+        )
+    return mode

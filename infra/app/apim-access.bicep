@@ -1,30 +1,20 @@
 // One APIM service, deployed into that service's resource group (which may be in
-// another subscription): grants the function identity the APIM role on this service
-// only, and reads the service's system-assigned identity for the backup account grant.
+// another subscription): grants the function identity its APIM roles on this service
+// only, and reads the service's system-assigned identity for the backup container grant.
 //
-// Why "API Management Service Operator Role" (e022efe7-f5ba-4159-bbe4-b44f577e9b61):
-// it is the narrowest built-in role that holds both service/backup/action and
-// service/restore/action (the Reader role has neither; the Contributor role adds every
-// API, product and policy write). Besides those it has service/read and
-// service/*/read; the product's workspace-gateway pre-check lists
-// .../service/<name>/workspaceLinks, a read under the service, which the wildcard
-// service/*/read covers. It also carries service/write, service/delete,
-// managedeployments, updatehostname and updatecertificate, which the product never
-// uses: where that is too much, create a custom role with exactly
-// Microsoft.ApiManagement/service/read, .../service/*/read, .../service/backup/action
-// and .../service/restore/action, and pass its GUID as apimRoleDefinitionId.
+// The roles are the custom ones main.bicep defines (apim-roles.bicep): "backup source"
+// on every service in APIM_SERVICES, "restore target" on every service in
+// RESTORE_TARGETS, both on a service that is both. With useCustomApimRoles=false it is
+// the built-in API Management Service Operator Role instead (broader: see infra/README.md).
 
 @description('Required. Name of the existing APIM service, in this resource group.')
 param apimName string
 
-@description('Required. Principal (object) id of the function identity.')
+@description('Required. Principal (object) id of the function identity; also names the assignments.')
 param principalId string
 
-@description('Required. Resource ID of the function identity; names the assignment.')
-param principalSeed string
-
-@description('Required. Role definition GUID to grant on the service.')
-param roleDefinitionId string
+@description('Required. Role definition GUIDs to grant on the service.')
+param roleDefinitionIds array
 
 @description('Optional. Whether to output the service\'s system-assigned identity (needed with SystemAssignedManagedIdentity; the service must have one).')
 param readSystemIdentity bool = true
@@ -33,15 +23,17 @@ resource apim 'Microsoft.ApiManagement/service@2024-05-01' existing = {
   name: apimName
 }
 
-resource apimRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(apim.id, principalSeed, roleDefinitionId)
-  scope: apim
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleDefinitionId)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
+resource apimRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in roleDefinitionIds: {
+    name: guid(apim.id, principalId, roleId)
+    scope: apim
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      principalId: principalId
+      principalType: 'ServicePrincipal'
+    }
   }
-}
+]
 
 // Evaluated only when asked for: a service without a system-assigned identity then
 // fails the deployment here, by name, instead of failing its first backup.

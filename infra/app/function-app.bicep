@@ -42,7 +42,7 @@ param maximumInstanceCount int = 40
 @description('Optional. Memory per instance, in MB.')
 param instanceMemoryMB int = 2048
 
-// --- the product's settings (see shared/settings.py and CONTRACT.md) ---
+// --- the product's settings (see shared/settings.py and docs/settings.md) ---
 
 @description('Required. APIM_SERVICES: resource IDs, comma-separated.')
 param apimServices string
@@ -115,6 +115,29 @@ param maxParallel int = 8
 @description('Optional. CERT_WARNING_DAYS.')
 param certWarningDays int = 30
 
+// --- callers without keys (API_AUTH) ---
+
+@allowed([
+  'functionKey'
+  'entra'
+])
+@description('Optional. API_AUTH: functionKey (callers send a function key) or entra (App Service authentication with Entra ID in front of the app; callers send a bearer token).')
+param apiAuth string = 'functionKey'
+
+@description('Optional. With entra: application (client) id of the app registration that represents this API.')
+param entraClientId string = ''
+
+@description('Optional. With entra: application ID URI of that app registration (api://...), the audience of the callers\' tokens.')
+param entraAppIdUri string = ''
+
+// --- network and diagnostics ---
+
+@description('Optional. Resource ID of a subnet (delegated to Microsoft.App/environments) for VNet integration; needed when the backup account denies public network access.')
+param virtualNetworkSubnetId string = ''
+
+@description('Optional. Resource ID of the Log Analytics workspace for the function app\'s logs; empty sends none.')
+param logAnalyticsWorkspaceId string = ''
+
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageName
 }
@@ -156,6 +179,13 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     // Key Vault references (BACKUP_STORAGE_KEY with AccessKey) resolve with this
     // identity; the site has no system-assigned identity to fall back on.
     keyVaultReferenceIdentity: identityId
+    // Outbound traffic through the subnet, so that a firewalled backup account (service
+    // endpoint or private endpoint on that network) lets the function in.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
+    // No ftpsState here: Flex Consumption refuses the property outright (ARM error
+    // 51021, Site.SiteConfig.FtpsState is invalid for Flex Consumption sites). FTP is
+    // off through the ftp publishing-credentials policy below, and a Flex app has no FTP
+    // deployment endpoint to begin with (deployments go to a blob container).
     siteConfig: {
       minTlsVersion: '1.2'
     }
@@ -183,6 +213,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // No FTP or SCM basic-auth publishing: azd deploys to Flex Consumption with Entra tokens.
+// This is how FTP is disabled on Flex Consumption (siteConfig.ftpsState is refused there).
 resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'
@@ -248,20 +279,80 @@ var productSettings = {
   ARM_ENDPOINT: endsWith(armEndpoint, '/') ? substring(armEndpoint, 0, length(armEndpoint) - 1) : armEndpoint
   ARM_CREDENTIAL: 'managedidentity'
   AZURE_CLIENT_ID: identityClientId
+  API_AUTH: apiAuth
 }
 
 // With AccessKey only, and only as a Key Vault reference to a secret the user made:
 // the key itself never appears in this template, its parameters or its outputs.
-var accessKeySettings = backupAccessType == 'AccessKey' && length(backupStorageKeySecretUri) > 0
-  ? {
-      BACKUP_STORAGE_KEY: '@Microsoft.KeyVault(SecretUri=${backupStorageKeySecretUri})'
-    }
-  : {}
+// (The condition sits on one line: checkov's Bicep parser cannot read a ternary whose
+// `?` or `:` starts a new line.)
+var useKeyVaultReference = backupAccessType == 'AccessKey' && length(backupStorageKeySecretUri) > 0
+var accessKeySettings = useKeyVaultReference ? {
+  BACKUP_STORAGE_KEY: '@Microsoft.KeyVault(SecretUri=${backupStorageKeySecretUri})'
+} : {}
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
   properties: union(platformSettings, productSettings, accessKeySettings)
+}
+
+// App Service authentication (Easy Auth) with Entra ID, with API_AUTH=entra: the platform
+// refuses a request without a valid token for this API (401) before the app sees it,
+// strips any X-MS-CLIENT-PRINCIPAL a caller sends, and passes the caller's claims to the
+// app in that header; the app then requires the ApimBackup.Restore role on restores
+// (shared/auth.py). An app registration cannot be created by Bicep: see infra/README.md.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (apiAuth == 'entra') {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          // Tokens asked for with resource=<application ID URI> (v1, as a managed
+          // identity gets them) carry that URI; v2 tokens carry the client id.
+          allowedAudiences: [
+            entraAppIdUri
+            entraClientId
+          ]
+        }
+      }
+    }
+  }
+}
+
+resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'apim-backup-audit'
+  scope: site
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'FunctionAppLogs'
+        enabled: true
+      }
+    ]
+  }
 }
 
 @description('Required. Name of the function app.')

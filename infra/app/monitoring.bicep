@@ -14,11 +14,8 @@ param location string
 @description('Optional. Tags for the resources.')
 param tags object = {}
 
-@description('Required. Principal id of the identity that sends telemetry.')
+@description('Required. Principal id of the identity that sends telemetry; also names the role assignment.')
 param publisherPrincipalId string
-
-@description('Required. Resource ID of that identity; names the role assignment.')
-param publisherIdentityId string
 
 @minValue(30)
 @maxValue(730)
@@ -52,7 +49,7 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 resource publisherRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(applicationInsights.id, publisherIdentityId, monitoringMetricsPublisher)
+  name: guid(applicationInsights.id, publisherPrincipalId, monitoringMetricsPublisher)
   scope: applicationInsights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
@@ -63,6 +60,9 @@ resource publisherRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 @description('Required. Name of the Application Insights component.')
 output applicationInsightsName string = applicationInsights.name
+
+@description('Required. Resource ID of the Application Insights component.')
+output applicationInsightsId string = applicationInsights.id
 
 @description('Required. Resource ID of the Log Analytics workspace.')
 output logAnalyticsId string = logAnalytics.id
