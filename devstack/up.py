@@ -85,7 +85,25 @@ def serve(port: int, host_key: str, worker: Worker) -> FunctionHost:
         return FunctionHost(keys, host_key, port=0, worker=worker)
 
 
-def instructions(url: str, key: str, ca_bundle: str, shell_ca_bundle: str | None) -> str:
+def fire_housekeeping(worker: Worker, every: float, stop: threading.Event) -> None:
+    """The housekeeping timer, through the runtime, until ``stop``: running operations get
+    settled without anyone polling, as in Azure (every five minutes there)."""
+    log = logging.getLogger("devstack.up")
+    while not stop.wait(every):
+        try:
+            worker.timer("housekeeping")
+        except Exception as exc:  # a failed tick is the next tick's to retry, as on the host
+            log.warning("housekeeping failed: %s", exc)
+
+
+def instructions(
+    url: str,
+    key: str,
+    ca_bundle: str,
+    shell_ca_bundle: str | None,
+    housekeeping: float,
+    operation_seconds: float,
+) -> str:
     api = f"{url}/api"
     header = shlex.quote(f"x-functions-key: {key}")
     body = shlex.quote(json.dumps({"service": "contoso-apim"}))
@@ -97,6 +115,12 @@ def instructions(url: str, key: str, ca_bundle: str, shell_ca_bundle: str | None
     # shell that sets its own CA bundle would not trust the emulator's.
     if shell_ca_bundle is not None and shell_ca_bundle != ca_bundle:
         cli = f"REQUESTS_CA_BUNDLE={shlex.quote(ca_bundle)} {cli}"
+    timers = (
+        f"the housekeeping timer fires every {housekeeping:g}s (scheduled_backup and\n"
+        "standby_sync do not fire here: their schedules are daily)."
+        if housekeeping > 0
+        else "no timer fires here (--housekeeping-seconds 0): run housekeeping from the CLI."
+    )
     return f"""
 The HTTP API is at {api}  (host key: {key})
   curl -s -H {header} {api}/health
@@ -112,8 +136,9 @@ The CLI (from {ROOT}; it reads local.settings.json):
   {cli} housekeeping
   {cli} prune --dry-run
 Backed up: {", ".join(SOURCES)}; restore target: {STANDBY}.
-Each APIM operation takes {OPERATION_SECONDS}s; GET the status URL (or run housekeeping)
-to settle it. The timers do not fire here. Press Ctrl-C to stop everything.
+Each APIM operation takes {operation_seconds:g}s; the status URL settles it when asked, and
+{timers}
+Press Ctrl-C to stop everything.
 """
 
 
@@ -122,6 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument(
         "--settings-file", type=Path, default=LOCAL_SETTINGS, help="where to write the settings"
+    )
+    parser.add_argument(
+        "--operation-seconds",
+        type=float,
+        default=OPERATION_SECONDS,
+        help="how long each APIM operation runs on the emulator",
+    )
+    parser.add_argument(
+        "--housekeeping-seconds",
+        type=float,
+        default=60,
+        help="fire the housekeeping timer this often (0: never)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -141,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack.start()
     written = ""
     try:
-        stack.control.set_duration(OPERATION_SECONDS)
+        stack.control.set_duration(args.operation_seconds)
         values = settings(stack)
         written = write_local_settings(args.settings_file, values)
         os.environ.update(values)
@@ -157,9 +194,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  Azurite blob {stack.azurite.blob_endpoint}", flush=True)
             print(f"  APIM emulator {stack.arm_endpoint}", flush=True)
             print(f"  wrote {args.settings_file}", flush=True)
-            print(instructions(host.url, host_key, stack.ca_bundle, shell_ca_bundle), flush=True)
+            every = args.housekeeping_seconds
+            text = instructions(
+                host.url, host_key, stack.ca_bundle, shell_ca_bundle, every, args.operation_seconds
+            )
+            print(text, flush=True)
+            timer = threading.Thread(
+                target=fire_housekeeping, args=(worker, every, stop), name="housekeeping"
+            )
+            if every > 0:
+                timer.start()
             while not stop.wait(0.5):
                 pass
+            if timer.is_alive():
+                timer.join()  # a tick under way ends before the runtime stops
     finally:
         set_runtime(None)
         stack.stop()

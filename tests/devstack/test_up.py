@@ -40,6 +40,10 @@ class Up:
                 "0",
                 "--settings-file",
                 str(settings_file),
+                "--operation-seconds",
+                "0",
+                "--housekeeping-seconds",
+                "1",
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -121,6 +125,20 @@ def get(url: str, key: str) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
+def post(url: str, key: str, body: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"x-functions-key": key, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
 @pytest.mark.stack
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_make_up_serves_and_stops_everything(tmp_path: Path, how: str) -> None:
@@ -147,6 +165,19 @@ def test_make_up_serves_and_stops_everything(tmp_path: Path, how: str) -> None:
             "fabrikam-standby",
         }
         assert get(f"{url}/health", "not-the-key")[0] == 401
+
+        # A backup started over HTTP is settled by the housekeeping timer (fired through
+        # the runtime), with nobody polling its status URL.
+        status, body = post(f"{url}/backups", key, {"service": "contoso-apim"})
+        assert status == 202, body
+        name = json.loads(body)["backupName"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status, body = get(f"{url}/backups/{name}", key)
+            if json.loads(body)["status"] != "Running":
+                break
+            time.sleep(0.5)
+        assert json.loads(body)["status"] == "Succeeded", body
         assert f"curl -s -H 'x-functions-key: {key}' {url}/health" in up.rest()
 
         if how == "ctrl-c":
