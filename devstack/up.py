@@ -4,11 +4,11 @@ Starts Azurite and the APIM management emulator (with its seed services), writes
 ``local.settings.json`` that points at them (the CLI and ``func start`` read it), loads
 function_app.py into azure-functions-runtime as the platform's worker does, serves its
 HTTP functions on a loopback port behind a function key (each request an invocation
-through the runtime), and prints commands to paste. Ctrl-C (SIGINT) or SIGTERM stops
-everything it started and removes the ``local.settings.json`` it wrote (unless it was
-changed meanwhile).
+through the runtime), fires the housekeeping timer through it every minute, and prints
+commands to paste. Ctrl-C (SIGINT) or SIGTERM stops everything it started and removes
+the ``local.settings.json`` it wrote (unless it was changed meanwhile).
 
-    python -m devstack.up [--port 7071]        (from the repository root)
+    python -m devstack.up [--port 7071] [--housekeeping-seconds 60]   (from the repo root)
 """
 
 from __future__ import annotations
