@@ -510,7 +510,12 @@ module apimAccess 'app/apim-access.bicep' = [
 // APIM writes (backup) and reads (restore) the blob itself, with its own identity: each
 // service's system-assigned identity on the backup container only, and only on blobs
 // named after that service (backup names start with '<service>-'), so one service's
-// policy author cannot read or overwrite another service's backups.
+// policy author cannot read or overwrite another service's backups. A restore target
+// restores other services' backups too (standby sync, a restore into another region),
+// and APIM reads them with the target's identity: a restore target may also read,
+// never write or delete, the backups of every service in apimServiceIds.
+var sourcePrefixes = [for id in apimIdsLower: '${last(split(id, '/'))}-']
+
 module apimSystemIdentityStorageRoles 'app/container-roles.bicep' = [
   for (id, i) in accessIds: if (useApimSystemIdentity) {
     name: take('apim-blob-${i}-${uniqueString(id, resourceToken)}', 64)
@@ -524,6 +529,7 @@ module apimSystemIdentityStorageRoles 'app/container-roles.bicep' = [
         roles.storageBlobDataContributor
       ]
       blobPrefix: '${last(split(id, '/'))}-'
+      readPrefixes: contains(restoreIdsLower, id) ? sourcePrefixes : []
     }
   }
 ]
@@ -603,7 +609,6 @@ module functionApp 'app/function-app.bicep' = {
     entraClientId: entraClientId
     entraAppIdUri: entraAppIdUri
     virtualNetworkSubnetId: functionSubnetId
-    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
   // The host starts as soon as the site exists: let it find its roles in place. A Key
   // Vault reference resolved before its role exists is not retried for hours.

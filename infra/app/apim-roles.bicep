@@ -22,6 +22,10 @@ var readActions = [
   // GET .../workspaceLinks: the workspace-gateway pre-check (backup and restore are
   // refused by APIM while a workspace gateway exists).
   'Microsoft.ApiManagement/service/workspaceLinks/read'
+  // GET the operation URL a backup or restore answers (Location: {service}/operationresults/{id}):
+  // Resource Manager authorizes that poll as its own action, which service/read does
+  // not cover; without it every poll is a 403 and no operation ever settles.
+  'Microsoft.ApiManagement/service/operationresults/read'
   // GET {service}/providers/Microsoft.Insights/diagnosticSettings: the service's Azure
   // Monitor settings, which APIM's backup omits, go into the settings manifest (source)
   // and the drift check after a restore (target).

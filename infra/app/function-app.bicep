@@ -130,13 +130,10 @@ param entraClientId string = ''
 @description('Optional. With entra: application ID URI of that app registration (api://...), the audience of the callers\' tokens.')
 param entraAppIdUri string = ''
 
-// --- network and diagnostics ---
+// --- network ---
 
 @description('Optional. Resource ID of a subnet (delegated to Microsoft.App/environments) for VNet integration; needed when the backup account denies public network access.')
 param virtualNetworkSubnetId string = ''
-
-@description('Optional. Resource ID of the Log Analytics workspace for the function app\'s logs; empty sends none.')
-param logAnalyticsWorkspaceId string = ''
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostStorageName
@@ -341,19 +338,11 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (apiAuth == '
   }
 }
 
-resource siteDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
-  name: 'apim-backup-audit'
-  scope: site
-  properties: {
-    workspaceId: logAnalyticsWorkspaceId
-    logs: [
-      {
-        category: 'FunctionAppLogs'
-        enabled: true
-      }
-    ]
-  }
-}
+// No diagnostic setting on the site: Flex Consumption does not support diagnostic
+// settings (learn.microsoft.com, Azure Functions Flex Consumption plan hosting,
+// "Considerations"), so a FunctionAppLogs setting would fail the deployment or collect
+// nothing. The host's and the product's logs reach the same workspace through
+// Application Insights (workspace-based): AppTraces, AppRequests, AppExceptions.
 
 @description('Required. Name of the function app.')
 output name string = site.name

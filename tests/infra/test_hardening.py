@@ -350,19 +350,50 @@ def test_container_roles_are_on_the_container_with_a_blob_path_condition() -> No
     assert text(assignment["conditionVersion"]) == "empty(blobPrefix) ? null : '2.0'"
     tree = parse(INFRA / file)
     declared = variables(tree)
-    condition = text(declared["prefixCondition"]).replace("\\'", "'")  # Bicep's \' is '
     assert text(declared["blobActions"]) == f"'{_BLOBS}'"
-    # Read (other than List), write, add and delete: only on blobs under the prefix.
-    for action in (
-        "read'} AND NOT SubOperationMatches{'Blob.List'}",
-        "write'}",
-        "add/action'}",
-        "delete'}",
-    ):
-        assert "!(ActionMatches{'${blobActions}/" + action in condition, action
-    assert condition.endswith(
-        "OR (@Resource[${blobActions}:path] StringStartsWith '${blobPrefix}'))'"
-    ), condition
+    assert text(declared["prefixCondition"]) == "'${readCondition} AND ${writeCondition}'"
+    write = text(declared["writeCondition"]).replace("\\'", "'")  # Bicep's \' is '
+    read = text(declared["readCondition"]).replace("\\'", "'")
+    # Write, add, delete and move (rename, in Storage Blob Data Contributor): only on
+    # blobs under the service's own prefix.
+    for action in ("write'}", "add/action'}", "delete'}", "move/action'}"):
+        assert "!(ActionMatches{'${blobActions}/" + action in write, action
+    assert "read" not in write
+    assert write.endswith("OR (@Resource[${blobActions}:path] StringStartsWith '${blobPrefix}'))'")
+    # Read (other than List): under the own prefix or one of readPrefixes.
+    assert (
+        "!(ActionMatches{'${blobActions}/read'} AND NOT SubOperationMatches{'Blob.List'})" in read
+    )
+    assert read.endswith("OR (${join(readPaths, ' OR ')}))'"), read
+    paths = text(declared["readPaths"]).replace("\\'", "'")
+    assert paths == (
+        "[for prefix in union([blobPrefix], readPrefixes): "
+        "'@Resource[${blobActions}:path] StringStartsWith '${prefix}'']"
+    ), paths
+    # Rendered for a restore target that is also a source: balanced, both halves ANDed.
+    rendered = _render_condition(read, write, "contoso-", ["contoso-", "fabrikam-"])
+    assert rendered.count("(") == rendered.count(")")
+    assert rendered.count("StringStartsWith 'contoso-'") == 2  # read and write
+    assert rendered.count("StringStartsWith 'fabrikam-'") == 1  # read only
+
+
+def _render_condition(read: str, write: str, prefix: str, read_prefixes: list[str]) -> str:
+    """The condition Resource Manager receives, from the Bicep strings (for a sanity check
+    of its shape, not a parser of the condition language)."""
+    paths = [
+        f"@Resource[{_BLOBS}:path] StringStartsWith '{p}'"
+        for p in dict.fromkeys([prefix, *read_prefixes])
+    ]
+
+    def fill(template: str) -> str:
+        return (
+            template.strip("'")
+            .replace("${blobActions}", _BLOBS)
+            .replace("${blobPrefix}", prefix)
+            .replace("${join(readPaths, ' OR ')}", " OR ".join(paths))
+        )
+
+    return f"{fill(read)} AND {fill(write)}"
 
 
 def test_each_apim_identity_only_reaches_its_own_backups() -> None:
@@ -371,6 +402,10 @@ def test_each_apim_identity_only_reaches_its_own_backups() -> None:
     assert "'app/container-roles.bicep'" in block
     # Backup names are '<service>-<timestamp>Z.apimbackup' (shared/naming.py).
     assert "blobPrefix: '${last(split(id, '/'))}-'" in block
+    # A restore target restores other services' backups with its own identity: it reads
+    # (never writes) the backups of every source service.
+    assert "readPrefixes: contains(restoreIdsLower, id) ? sourcePrefixes : []" in block
+    assert "var sourcePrefixes = [for id in apimIdsLower: '${last(split(id, '/'))}-']" in main
     from shared.naming import backup_name
 
     assert backup_name("contoso-apim", datetime.now(UTC)).startswith("contoso-apim-")
@@ -432,6 +467,8 @@ def test_custom_apim_roles_hold_exactly_the_actions_the_product_calls() -> None:
     read = {
         "Microsoft.ApiManagement/service/read",
         "Microsoft.ApiManagement/service/workspaceLinks/read",
+        # Polling the Location a backup or restore answers ({service}/operationresults/...).
+        "Microsoft.ApiManagement/service/operationresults/read",
         # The settings manifest and drift read the service's diagnostic settings.
         "Microsoft.Insights/diagnosticSettings/read",
     }
@@ -490,7 +527,6 @@ def _code() -> str:
             "tableService",
             {"StorageRead", "StorageWrite", "StorageDelete"},
         ),
-        ("app/function-app.bicep", "siteDiagnostics", "site", {"FunctionAppLogs"}),
         ("app/key-vault-access.bicep", "vaultDiagnostics", "vault", {"AuditEvent"}),
     ],
 )
@@ -509,9 +545,16 @@ def test_diagnostic_settings_send_audit_logs_to_the_workspace(
     assert logs == categories
 
 
+def test_no_diagnostic_setting_on_the_flex_consumption_site() -> None:
+    # Flex Consumption does not support diagnostic settings; the app's logs reach the
+    # workspace through Application Insights (AppTraces), where the alert rules read them.
+    tree = parse(INFRA / "app/function-app.bicep")
+    assert not resource_declarations(tree, "Microsoft.Insights/diagnosticSettings@")
+
+
 def test_main_wires_the_workspace_into_every_diagnostic_setting() -> None:
     main = (INFRA / "main.bicep").read_text()
-    for module in ("backupStorage", "keyVaultAccess", "functionApp"):
+    for module in ("backupStorage", "keyVaultAccess"):
         block = main.split(f"module {module} ", 1)[1].split("\nmodule ", 1)[0]
         assert "logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId" in block, module
 
