@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/ver
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps demo test lint typecheck checkov bench clean
+.PHONY: deps demo up test lint typecheck checkov bench clean
 
 $(PY): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. 'pyenv install 3.13' or your OS package python3.13), or run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -41,6 +41,10 @@ checkov: $(PY) $(CHECKOV)
 
 demo: deps
 	$(PY) -m scripts.demo
+
+# The local stack and the HTTP API in the foreground, for trying by hand; Ctrl-C stops all.
+up: deps
+	$(PY) -m devstack.up
 
 lint: $(PY)
 	$(PY) -m ruff check .

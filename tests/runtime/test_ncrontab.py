@@ -1,0 +1,47 @@
+"""The NCRONTAB rule the runtime tests apply to every timer schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.runtime.ncrontab import is_valid, validate
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "0 0 2 * * *",
+        "0 */5 * * * *",
+        "0 0 4 * * *",
+        "*/30 * * * * *",
+        "0 30 9 * * Mon-Fri",
+        "0 0 0 1 Jan,Jul *",
+        "5,10,15 0-30/10 1-23/2 1-31 1-12 0-6",
+    ],
+)
+def test_valid_schedules(expression: str) -> None:
+    assert is_valid(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "fault"),
+    [
+        ("0 2 * * *", "six fields"),  # classic five-field cron: the host refuses it
+        ("0 0 2 * * * *", "six fields"),
+        ("60 0 2 * * *", "second"),
+        ("0 60 2 * * *", "minute"),
+        ("0 0 24 * * *", "hour"),
+        ("0 0 2 0 * *", "day"),
+        ("0 0 2 * 13 *", "month"),
+        ("0 0 2 * * 7", "day-of-week"),
+        ("0 */0 * * * *", "step of 0"),
+        ("0 30-10 * * * *", "backwards"),
+        ("0 0 2 * * Funday", "day-of-week"),
+        ("0 0 2 ? * *", "day"),
+        ("%BACKUP_SCHEDULE% * * * * *", "second"),
+        ("", "six fields"),
+    ],
+)
+def test_invalid_schedules_name_the_field(expression: str, fault: str) -> None:
+    with pytest.raises(ValueError, match=fault):
+        validate(expression)
