@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from shared import errors
+from shared import errors, schedule
 from shared.checks import check_backup_start, require_idle, resolve_service
 from shared.ledger import Conflict
 from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
@@ -75,7 +76,8 @@ def start_backup(runtime: Runtime, service_ref: str | None, trigger: Trigger) ->
         on_refused=lambda: runtime.ledger.delete(record),
         on_failed=failed,
     )
-    record = _record_url(runtime, record, operation.operation_url)
+    if operation.operation_url:
+        record = _record_url(runtime, record, operation.operation_url)
     log.info(
         "Backup %s of %s started (operation %s, %s)",
         record.backup_name,
@@ -135,18 +137,15 @@ def _add_ledger_row(
 
 
 def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> list[Started]:
-    """One backup per configured service; a busy or refused service is logged and skipped."""
+    """One backup per configured service; one that cannot start now is owed, and
+    housekeeping starts it later (shared.schedule)."""
     started: list[Started] = []
     for service in runtime.settings.apim_services:
-        try:
-            started.append(start_backup(runtime, service.resource_id, trigger))
-        except errors.ProductError as exc:
-            log.warning(
-                "Scheduled backup of %s skipped: %s (%s)", service.name, exc.message, exc.code
-            )
-        except Exception:
-            # One service's storage or network failure must not cost the others their backup.
-            log.exception("Scheduled backup of %s failed", service.name)
+        start = partial(start_backup, runtime, service.resource_id, trigger)
+        one = schedule.start_scheduled(runtime, service, start)
+        if one is not None:
+            started.append(one)
+    schedule.mark_tick(runtime)
     return started
 
 
@@ -208,6 +207,17 @@ def health(runtime: Runtime) -> Health:
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
     services = [_service_health(runtime, s, now, rpo) for s in runtime.settings.apim_services]
+    owed = schedule.debts(runtime)
+    for service, entry in zip(runtime.settings.apim_services, services, strict=True):
+        debt = owed.get(service.key)
+        if debt is not None and schedule.is_paid(runtime, debt):
+            debt = None  # housekeeping deletes the row on its next tick
+        entry["missedSchedule"] = None if debt is None else debt.to_api()
+        if debt is not None:
+            entry["healthy"] = False
+            entry["reason"] = entry["reason"] or (
+                f"scheduled backup owed since {entry['missedSchedule']['since']}"
+            )
     stuck = _stuck_operations(runtime, now)
     healthy = all(s["healthy"] for s in services) and not stuck
     body = {
@@ -229,6 +239,7 @@ def _service_health(
             "service": service.name,
             "healthy": False,
             "newestBackup": None,
+            "ageHours": None,
             "reason": "no restorable backup",
         }
     age = now - newest.created_at

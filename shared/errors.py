@@ -81,3 +81,9 @@ class BackupNameUnavailable(ProductError):
     """Every name in a minute is taken: a clock or ledger problem, not a busy service."""
 
     status, code = 503, "BackupNameUnavailable"
+
+
+class StartUnconfirmed(ApimRequestFailed):
+    """A start's answer was lost or ambiguous (500, 502, 504, 503 without Retry-After, a
+    dropped connection, a timeout): APIM may or may not have begun. Never retried blind;
+    the operation is recorded as unconfirmed and settled later from evidence."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from shared import pruning
+from shared import pruning, schedule, signals
 from shared.model import OperationKind, OperationRecord, Status
 from shared.operations import LOCK_GRACE, finish_running, settle_ledger_row
 from shared.runtime import Runtime
@@ -20,6 +20,8 @@ class Report:
     settled: list[OperationRecord] = field(default_factory=list)
     stranded: list[str] = field(default_factory=list)
     prune: dict[str, Any] = field(default_factory=dict)
+    catch_up: list[schedule.CatchUp] = field(default_factory=list)
+    rpo_breaches: list[schedule.RpoBreach] = field(default_factory=list)
 
     def summary(self) -> str:
         ended = ", ".join(
@@ -28,14 +30,18 @@ class Report:
         pruned = len(self.prune.get("pruned", []))
         return (
             f"{len(self.settled)} operation(s) ended{': ' + ended if ended else ''}; "
-            f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned"
+            f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned; "
+            f"{sum(c.outcome == 'started' for c in self.catch_up)} owed backup(s) started; "
+            f"{len(self.rpo_breaches)} RPO breach(es)"
         )
 
 
 def run(runtime: Runtime) -> Report:
     report = Report(settled=finish_running(runtime))
     report.stranded = settle_stranded_rows(runtime)
+    report.catch_up = schedule.catch_up(runtime)
     report.prune = prune_now(runtime, dry_run=False)
+    report.rpo_breaches = schedule.check_rpo(runtime)
     return report
 
 
@@ -58,6 +64,13 @@ def settle_stranded_rows(runtime: Runtime) -> list[str]:
                 error = "Abandoned: the backup's operation was never recorded"
                 runtime.ledger.save(
                     record.with_changes(status=Status.FAILED, error=error, completed_at=now)
+                )
+                signals.emit(
+                    signals.Signal.BACKUP_FAILED,
+                    service=record.service,
+                    backupName=record.backup_name,
+                    operationId=record.operation_id,
+                    error=error,
                 )
         except Exception:
             log.exception("Could not settle ledger row %s", record.backup_name)

@@ -169,6 +169,11 @@ class OperationRecord:
     source_service: str = ""  # for a restore: the backup's service
     completed_at: datetime | None = None
     error: str | None = None
+    # True from before APIM is called until it answers an operation URL: a row still
+    # unconfirmed after that may or may not have started in APIM (a lost answer, a crash)
+    # and is settled from evidence (shared.evidence), never by a blind timeout.
+    unconfirmed: bool = False
+    start_error: str | None = None  # why the start is unconfirmed, when known
     etag: str | None = field(default=None, compare=False)
 
     PARTITION = "operation"
@@ -198,6 +203,10 @@ class OperationRecord:
             entity["CompletedAt"] = utc(self.completed_at)
         if self.error is not None:
             entity["Error"] = self.error
+        if self.unconfirmed:
+            entity["Unconfirmed"] = True
+        if self.start_error is not None:
+            entity["StartError"] = self.start_error
         return entity
 
     @classmethod
@@ -216,6 +225,8 @@ class OperationRecord:
             source_service=entity.get("SourceService", ""),
             completed_at=_opt_time(entity.get("CompletedAt")),
             error=entity.get("Error"),
+            unconfirmed=entity.get("Unconfirmed") is True,
+            start_error=entity.get("StartError"),
             etag=metadata.get("etag"),
         )
 
