@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/ver
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps demo test lint typecheck bench clean
+.PHONY: deps demo test lint typecheck bench year clean
 
 $(PY): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. 'pyenv install 3.13' or your OS package python3.13), or run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -36,6 +36,10 @@ test: deps lint typecheck
 
 bench: deps
 	$(PY) -m bench.prune
+
+# A simulated year (400 nights, 3 services, faults on most nights); prints the totals.
+year: deps
+	$(PY) -m bench.year --nights 400
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .localstack

@@ -5,7 +5,7 @@ retry budget, storage or network trouble), or a scheduled backup ends Failed, th
 service *owes* a backup: a row in OPERATIONS_TABLE (PartitionKey ``owed``, RowKey the
 service's name) with ``Since``, ``Attempts``, ``LastError``, ``NextAttemptAt`` and the
 ``OperationId`` of a start in flight. Housekeeping tries again on later ticks with
-backoff (5, 10, 20, 40, then every 60 minutes) until a backup of that service succeeds:
+backoff (5, 10, then every 15 minutes) until a backup of that service succeeds:
 any backup, scheduled, caught up or on demand, created at or after ``Since`` pays the
 debt. A tick that never ran or died half-way (the host down, storage unreachable at
 02:00) leaves no row; housekeeping notices it by the schedule's last run time (shared.
@@ -48,9 +48,11 @@ TICK_PARTITION, TICK_ROW = "schedule", "tick"
 # paid: two hours covers a deployment that holds the service at 02:00 and a throttled
 # hour, and leaves most of the day to act before the RPO (26 h by default) is broken.
 OWED_GRACE = timedelta(hours=2)
-# Waits between catch-up attempts: 5 minutes doubling, at most an hour.
+# Waits between catch-up attempts: 5 minutes doubling, at most 15. A nightly schedule
+# and the default 26-hour RPO leave 2 hours: the first try after an outage must come
+# soon, and a try costs a few Resource Manager reads.
 FIRST_BACKOFF = timedelta(minutes=5)
-MAX_BACKOFF = timedelta(hours=1)
+MAX_BACKOFF = timedelta(minutes=15)
 # How long after its time a scheduled run may take to leave its mark before
 # housekeeping counts it as missed.
 TICK_SLACK = timedelta(minutes=10)
@@ -178,20 +180,27 @@ def record_missed(
     return debt
 
 
-def _has_backup_since(
-    runtime: Runtime, service: str, since: datetime, statuses: tuple[Status, ...]
-) -> bool:
+def _has_backup_since(runtime: Runtime, service: str, since: datetime, live: bool) -> bool:
+    """A Succeeded backup of ``service`` created at or after ``since``; with ``live``, a
+    Running one whose operation is still running counts too (a Running row without a
+    live operation is a start that died half-way: it will never finish)."""
     rows = runtime.ledger.table.query_entities(
         "PartitionKey eq @pk and CreatedAt ge @since",
         parameters={"pk": service, "since": utc(since)},
-        select=["Status"],
+        select=["Status", "OperationId"],
     )
-    wanted = {s.value for s in statuses}
-    return any(row.get("Status") in wanted for row in rows)
+    for row in rows:
+        if row.get("Status") == Status.SUCCEEDED.value:
+            return True
+        if live and row.get("Status") == Status.RUNNING.value and row.get("OperationId"):
+            operation = runtime.operations.get(str(row["OperationId"]))
+            if operation is not None and operation.is_running:
+                return True
+    return False
 
 
 def is_paid(runtime: Runtime, debt: Debt) -> bool:
-    return _has_backup_since(runtime, debt.service, debt.since, (Status.SUCCEEDED,))
+    return _has_backup_since(runtime, debt.service, debt.since, live=False)
 
 
 # The scheduled tick -----------------------------------------------------------------
@@ -293,7 +302,7 @@ def _infer_missed_run(runtime: Runtime, owed: dict[str, Debt]) -> None:
     for service in runtime.settings.apim_services:
         if service.key in owed:
             continue
-        if _has_backup_since(runtime, service.key, due, (Status.RUNNING, Status.SUCCEEDED)):
+        if _has_backup_since(runtime, service.key, due, live=True):
             continue
         error = f"The scheduled run of {_iso(due)} did not start it (it did not run or finish)"
         debt = Debt(service.key, service.resource_id, due, 0, error, now)

@@ -95,9 +95,9 @@ def test_evidence_for_a_restore():
     assert late.state is PollState.FAILED and "cannot be verified" in (late.error or "")
 
 
-def test_backoff_doubles_to_an_hour():
-    assert [backoff(n).total_seconds() / 60 for n in range(1, 8)] == [5, 10, 20, 40, 60, 60, 60]
-    assert backoff(10**6) == timedelta(hours=1)
+def test_backoff_doubles_to_a_quarter_hour():
+    assert [backoff(n).total_seconds() / 60 for n in range(1, 6)] == [5, 10, 15, 15, 15]
+    assert backoff(10**6) == timedelta(minutes=15)
 
 
 def test_retry_after_as_seconds_or_date():
