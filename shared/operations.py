@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from shared import errors, schedule, signals
 from shared.apim import PollResult, PollState, StorageTarget
-from shared.checks import Outcome, judge_poll
+from shared.checks import BUSY_STATES, Outcome, Verdict, judge_poll
 from shared.evidence import Evidence, judge_unconfirmed
 from shared.ledger import Conflict
 from shared.model import OperationKind, OperationRecord, Status, Trigger
@@ -190,6 +190,15 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
         poll = PollResult(PollState.UNKNOWN, error="the start is still being recorded")
     timeout = timedelta(minutes=runtime.settings.operation_timeout_minutes)
     verdict = judge_poll(poll, operation.created_at, now, timeout)
+    if (
+        verdict.outcome is Outcome.FAILED
+        and poll.state is PollState.UNKNOWN
+        and operation.kind is OperationKind.BACKUP
+        and _finished_backup(_evidence(runtime, operation, service))
+    ):
+        # Timed out while Resource Manager could not be asked (a throttled or dropped
+        # poll): the blob and an idle service say APIM finished it. Never lose it.
+        verdict = Verdict(Outcome.SUCCEEDED)
     if verdict.outcome is Outcome.RUNNING:
         return Progress(operation, retry_after(operation, poll))
     size: int | None = None
@@ -233,6 +242,11 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
         signal_failure(settled)
         schedule.note_failed(runtime, settled)
     return Progress(settled, 0)
+
+
+def _finished_backup(evidence: Evidence) -> bool:
+    state = evidence.provisioning_state
+    return evidence.blob_size is not None and state is not None and state.lower() not in BUSY_STATES
 
 
 def _evidence(runtime: Runtime, operation: OperationRecord, service: ServiceId) -> Evidence:

@@ -200,3 +200,23 @@ def test_an_unconfirmed_restore_is_failed_as_unverified_once_the_target_is_idle(
     assert "cannot be verified" in (settled.error or "")
     assert product.runtime.operations.lock_holder("contoso-standby") is None
     assert len(product.arm_requests("POST", "/restore")) == 1
+
+
+def test_a_finished_backup_is_not_timed_out_by_a_failed_poll(product: Product):
+    """The first poll after the operation timeout is throttled: the blob and the idle
+    service say the backup finished, so it is Succeeded, not a timeout."""
+    from shared.operations import refresh
+
+    product.stack.control.set_duration(600)
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    product.stack.control.advance_clock(601)
+    product.clock.now += timedelta(minutes=product.runtime.settings.operation_timeout_minutes + 1)
+    product.stack.control.inject_fault(
+        method="GET", path_contains="operationResults", status=429, retry_after=60
+    )
+
+    progress = refresh(product.runtime, started.operation)
+
+    assert progress.operation.status is Status.SUCCEEDED
+    row = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
+    assert row is not None and row.status is Status.SUCCEEDED and (row.size_bytes or 0) > 0
