@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/ver
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps demo up test lint typecheck checkov bench clean
+.PHONY: deps demo up test lint typecheck checkov bench year clean
 
 $(PY): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. 'pyenv install 3.13' or your OS package python3.13), or run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -58,6 +58,10 @@ test: deps lint typecheck checkov
 
 bench: deps
 	$(PY) -m bench.overhead
+
+# A simulated year (400 nights, 3 services, faults on most nights); prints the totals.
+year: deps
+	$(PY) -m bench.year --nights 400
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .localstack

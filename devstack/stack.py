@@ -96,9 +96,13 @@ class EmulatorControl:
         retry_after: int | None = None,
         times: int = 1,
         action: str = "respond",
+        accept: bool = False,
     ) -> None:
-        """Answer the next ``times`` matching ARM requests with ``status`` (or drop them)."""
+        """Answer the next ``times`` matching ARM requests with ``status`` (or drop them).
+        With ``accept`` the request is carried out first and only its answer is replaced:
+        "the operation started, then the connection dropped (or Resource Manager said 500)"."""
         fault = {
+            "accept": accept,
             "method": method,
             "pathContains": path_contains,
             "status": status,

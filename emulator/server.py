@@ -124,6 +124,10 @@ class Handler(BaseHTTPRequestHandler):
         body = _parse_json(raw)
         entry: JSON = {"method": self.command, "path": path, "query": query, "body": _redact(body)}
         fault = self.emulator.take_fault(self.command, self.path)
+        if fault is not None and fault.accept:
+            # The request takes effect (an operation starts), and only its answer is lost.
+            done = self._run(lambda: self._arm(path, query, raw))
+            entry["acceptedStatus"] = done.status
         if fault is not None and fault.action == "drop":
             entry.update(status=None, fault="drop")
             self.emulator.record(entry)

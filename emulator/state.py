@@ -124,6 +124,7 @@ class Fault:
     status: int
     retry_after: int | None
     times: int
+    accept: bool = False  # handle the request first, then answer with the fault
 
     @classmethod
     def parse(cls, body: JSON) -> Fault:
@@ -138,6 +139,7 @@ class Fault:
             status=int(body.get("status", 503)),
             retry_after=None if body.get("retryAfter") is None else int(body["retryAfter"]),
             times=int(body.get("times", 1)),
+            accept=bool(body.get("accept", False)),
         )
 
     def matches(self, method: str, path: str) -> bool:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from shared.errors import ApimRequestFailed, OperationInProgress
+from shared.armurl import OperationUrlRejected, arm_poll_url
+from shared.errors import ApimRequestFailed, OperationInProgress, StartUnconfirmed
 from shared.manifest import diagnostic_settings, service_settings
 from shared.naming import ServiceId
 from shared.settings import AccessType
@@ -34,6 +37,16 @@ log = logging.getLogger(__name__)
 BACKUP_TIERS = frozenset({"Developer", "Basic", "Standard", "Premium"})
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
 DIAGNOSTIC_SETTINGS_TIMEOUT = 10  # seconds, per connection and per read
+
+# A start that Resource Manager throttles (429, or 503 with Retry-After: the request was
+# not accepted) is tried again after the wait it asks for, at most this often and this
+# long in all; an HTTP trigger must answer within 230 s.
+START_TRIES = 3
+START_RETRY_BUDGET_SECONDS = 60.0
+# A 429 without Retry-After: wait this long before the next try.
+DEFAULT_THROTTLE_WAIT_SECONDS = 5.0
+# Answers to a start that say nothing about whether APIM took it.
+AMBIGUOUS_START_STATUSES = frozenset({500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class PollResult:
     state: PollState
     error: str | None = None
     retry_after: int | None = None
+    url_rejected: bool = False  # the recorded URL failed the checks of shared.armurl
 
 
 def arm_error_message(response_text: str, status: int) -> str:
@@ -87,12 +101,18 @@ def arm_error_message(response_text: str, status: int) -> str:
 
 
 class Apim:
-    def __init__(self, client_for: Callable[[str], ApiManagementClient], endpoint: str) -> None:
+    def __init__(
+        self,
+        client_for: Callable[[str], ApiManagementClient],
+        endpoint: str,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client_for = client_for
         # Operation URLs are only ever followed on Resource Manager's own host: the bearer
         # token must not go wherever a (writable) table row happens to point.
-        self._origin = _origin(endpoint)
         self._endpoint = endpoint.rstrip("/")
+        # How a throttled start waits (tests and the simulated year replace it).
+        self.sleep = sleep
 
     def _client(self, service: ServiceId) -> ApiManagementClient:
         return self._client_for(service.subscription_id)
@@ -189,6 +209,24 @@ class Apim:
             log.warning("Diagnostic settings of %s unreadable: %s", service.name, exc.message)
             return None, exc.message
 
+    def provisioning_state(self, service: ServiceId) -> str:
+        """The service's provisioning state (one GET): evidence for an unconfirmed start."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        try:
+            resource = self._client(service).api_management_service.get(
+                service.resource_group, service.name
+            )
+        except HttpResponseError as exc:
+            raise ApimRequestFailed(
+                f"Reading {service.name} from Resource Manager failed: {_reason(exc)}"
+            ) from None
+        except AzureError as exc:
+            raise ApimRequestFailed(
+                f"Resource Manager is unreachable: {type(exc).__name__}"
+            ) from None
+        return str(resource.provisioning_state or "")
+
     def start_backup(self, service: ServiceId, target: StorageTarget, backup_name: str) -> str:
         return self._start("begin_backup", service, target, backup_name)
 
@@ -199,7 +237,7 @@ class Apim:
         self, method: str, service: ServiceId, target: StorageTarget, backup_name: str
     ) -> str:
         """POST the operation and return the URL to poll (no waiting, no thread)."""
-        from azure.core.exceptions import AzureError, HttpResponseError
+        from azure.core.exceptions import AzureError, HttpResponseError, ServiceResponseError
         from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
 
         parameters = ApiManagementServiceBackupRestoreParameters(
@@ -211,49 +249,87 @@ class Apim:
             access_key=target.access_key if target.access_type is AccessType.ACCESS_KEY else None,
         )
         begin = getattr(self._client(service).api_management_service, method)
-        try:
-            location: str = begin(
-                service.resource_group,
-                service.name,
-                parameters,
-                polling=False,
-                cls=_location_of,
-                # No automatic retry: a start that failed on the way back may have begun,
-                # and a retry would then meet APIM's 409 and lose track of it.
-                retry_total=0,
-            ).result()
-        except HttpResponseError as exc:
-            if exc.status_code == 409:
-                raise OperationInProgress(
-                    f"API Management refused: another operation is running on {service.name}"
+        what = f"the {method.removeprefix('begin_')} of {service.name}"
+        waited = 0.0
+        for attempt in range(1, START_TRIES + 1):
+            try:
+                location: str = begin(
+                    service.resource_group,
+                    service.name,
+                    parameters,
+                    polling=False,
+                    cls=_location_of,
+                    # No automatic retry: a start that failed on the way back may have
+                    # begun, and a blind retry would start a second one (or meet APIM's
+                    # 409 and lose track of the first). Throttling is retried below.
+                    retry_total=0,
+                ).result()
+                break
+            except HttpResponseError as exc:
+                if exc.status_code == 409:
+                    raise OperationInProgress(
+                        f"API Management refused: another operation is running on {service.name}"
+                    ) from None
+                wait = _throttle_wait(exc)
+                if wait is None and exc.status_code in AMBIGUOUS_START_STATUSES:
+                    raise StartUnconfirmed(
+                        f"Resource Manager answered {what} with HTTP {exc.status_code}: "
+                        "it may or may not have started"
+                    ) from None
+                if wait is None:
+                    raise ApimRequestFailed(
+                        f"API Management refused to start {what}: {_reason(exc)}"
+                    ) from None
+                if attempt == START_TRIES or waited + wait > START_RETRY_BUDGET_SECONDS:
+                    raise ApimRequestFailed(
+                        f"Resource Manager throttled {what} {attempt} time(s) "
+                        f"(HTTP {exc.status_code}); gave up after {waited:g} s of waiting"
+                    ) from None
+                log.warning(
+                    "Start of %s throttled (HTTP %s); trying again in %g s",
+                    what,
+                    exc.status_code,
+                    wait,
+                )
+                self.sleep(wait)
+                waited += wait
+            except ServiceResponseError as exc:
+                # Sent, but no answer (a dropped connection, a read timeout).
+                raise StartUnconfirmed(
+                    f"No answer from Resource Manager to {what} ({type(exc).__name__}): "
+                    "it may or may not have started"
                 ) from None
-            raise ApimRequestFailed(
-                f"API Management refused to start the {method.removeprefix('begin_')} "
-                f"of {service.name}: {_reason(exc)}"
+            except AzureError as exc:
+                # Never sent (connection refused, DNS, TLS): nothing started.
+                raise ApimRequestFailed(
+                    f"Resource Manager is unreachable: {type(exc).__name__}"
+                ) from None
+        try:
+            return arm_poll_url(self._endpoint, location)
+        except OperationUrlRejected as exc:
+            # Accepted (202), but not a URL the product will ever follow.
+            raise StartUnconfirmed(
+                f"Resource Manager accepted {what} but answered an operation URL that was "
+                f"rejected: {exc}"
             ) from None
-        except AzureError as exc:
-            raise ApimRequestFailed(
-                f"Resource Manager is unreachable: {type(exc).__name__}"
-            ) from None
-        if not self._is_arm_url(location):
-            raise ApimRequestFailed("API Management answered an operation URL on another host")
-        return location
-
-    def _is_arm_url(self, url: str) -> bool:
-        return _origin(url) == self._origin
 
     def poll(self, service: ServiceId, operation_url: str) -> PollResult:
-        """Ask Resource Manager once how the operation behind ``operation_url`` is doing."""
+        """Ask Resource Manager once how the operation behind ``operation_url`` is doing.
+
+        Only the recorded URL's path and query are used, on ARM_ENDPOINT (shared.armurl).
+        """
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
 
-        if not self._is_arm_url(operation_url):
-            error = "The recorded operation URL is not on ARM_ENDPOINT's host"
-            return PollResult(PollState.FAILED, error=error)
+        try:
+            url = arm_poll_url(self._endpoint, operation_url)
+        except OperationUrlRejected as exc:
+            error = f"The recorded operation URL was rejected: {exc}"
+            return PollResult(PollState.FAILED, error=error, url_rejected=True)
         client = self._client(service)
         try:
             # One request: the next poll is the retry (a status call must answer quickly).
-            response = client._send_request(HttpRequest("GET", operation_url), retry_total=0)
+            response = client._send_request(HttpRequest("GET", url), retry_total=0)
         except AzureError as exc:
             log.warning("Polling %s failed: %s", service.name, type(exc).__name__)
             return PollResult(PollState.UNKNOWN, error=type(exc).__name__)
@@ -285,7 +361,7 @@ def _location_of(pipeline_response: Any, _deserialized: Any, _headers: Any) -> s
     response = pipeline_response.http_response
     location = response.headers.get("Location") or response.headers.get("Azure-AsyncOperation")
     if not location:
-        raise ApimRequestFailed(
+        raise StartUnconfirmed(
             f"API Management answered {response.status_code} with no operation URL to follow"
         )
     return str(location)
@@ -307,14 +383,34 @@ def _async_operation_state(text: str) -> PollResult | None:
     return PollResult(PollState.RUNNING)
 
 
-def _origin(url: str) -> tuple[str, str, int]:
-    """Scheme, host and effective port: ``https://h`` and ``https://h:443`` are one origin."""
-    parts = urlsplit(url)
+def _throttle_wait(exc: HttpResponseError) -> float | None:
+    """Seconds to wait before trying a throttled start again; None when the answer was
+    not a throttle (429, or 503 with Retry-After: Resource Manager did not accept it)."""
+    response = getattr(exc, "response", None)
+    header = response.headers.get("Retry-After") if response is not None else None
+    asked = _retry_after_seconds(header)
+    if exc.status_code == 429:
+        return DEFAULT_THROTTLE_WAIT_SECONDS if asked is None else asked
+    if exc.status_code == 503 and asked is not None:
+        return asked
+    return None
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
     try:
-        port = parts.port or 443
+        return max(0.0, float(value))
     except ValueError:
-        port = -1
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _retry_after(value: str | None) -> int | None:

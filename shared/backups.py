@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from shared import errors, manifest
+from shared import errors, manifest, schedule
 from shared.checks import check_backup_start, require_idle, resolve_service
 from shared.ledger import Conflict
 from shared.model import (
@@ -98,8 +99,9 @@ def start_backup(
         on_refused=lambda: runtime.ledger.delete(record),
         on_failed=failed,
     )
-    noted = _write_manifest(runtime, service, record, info.settings)
-    record = _record_url(runtime, record, operation.operation_url, noted)
+    if operation.operation_url:  # unconfirmed starts are settled from evidence later
+        noted = _write_manifest(runtime, service, record, info.settings)
+        record = _record_url(runtime, record, operation.operation_url, noted)
     log.info(
         "Backup %s of %s started (operation %s, %s)",
         record.backup_name,
@@ -188,8 +190,9 @@ def _add_ledger_row(
 
 
 def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> list[Started]:
-    """One backup per configured service, MAX_PARALLEL at once; a busy or refused service
-    is logged and skipped, and never costs another service its backup."""
+    """One backup per configured service, MAX_PARALLEL at once; one that cannot start now
+    is owed, and housekeeping starts it later (shared.schedule). One service's failure
+    never costs another its backup."""
     cors = read_once(runtime.blobs.cors_rule_count)  # one account for every service
     results = run_each(
         runtime.settings.apim_services,
@@ -197,21 +200,16 @@ def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> 
         runtime.settings.max_parallel,
         "backup",
     )
+    schedule.mark_tick(runtime)
     return [started for started in results if started is not None]
 
 
 def _start_scheduled(
     runtime: Runtime, service: ServiceId, cors: Callable[[], int | None], trigger: Trigger
 ) -> Started | None:
-    """One service's scheduled start; every failure is caught and logged here."""
-    try:
-        return start_backup(runtime, service.resource_id, trigger, cors)
-    except errors.ProductError as exc:
-        log.warning("Scheduled backup of %s skipped: %s (%s)", service.name, exc.message, exc.code)
-    except Exception:
-        # One service's storage or network failure must not cost the others their backup.
-        log.exception("Scheduled backup of %s failed", service.name)
-    return None
+    """One service's scheduled start; a failure is caught, logged and owed there."""
+    start = partial(start_backup, runtime, service.resource_id, trigger, cors)
+    return schedule.start_scheduled(runtime, service, start)
 
 
 def read_once[T](read: Callable[[], T]) -> Callable[[], T]:
@@ -331,6 +329,7 @@ def health(runtime: Runtime) -> Health:
     )
     stuck = _stuck_operations(runtime, now)
     reports = [_service_health(s, rows, now, rpo) for s, rows in zip(services, recent, strict=True)]
+    _add_missed_schedules(runtime, services, reports)
     healthy = all(r["healthy"] for r in reports) and not stuck
     certificates = [
         warning
@@ -345,6 +344,24 @@ def health(runtime: Runtime) -> Health:
         "warnings": {"certificates": certificates},
     }
     return Health(healthy, body)
+
+
+def _add_missed_schedules(
+    runtime: Runtime, services: Sequence[ServiceId], reports: list[dict[str, Any]]
+) -> None:
+    """A service that owes a scheduled backup is unhealthy until it is paid (one query of
+    the owed rows, which are at most one per service)."""
+    owed = schedule.debts(runtime)
+    for service, entry in zip(services, reports, strict=True):
+        debt = owed.get(service.key)
+        if debt is not None and schedule.is_paid(runtime, debt):
+            debt = None  # housekeeping deletes the row on its next tick
+        entry["missedSchedule"] = None if debt is None else debt.to_api()
+        if debt is not None:
+            entry["healthy"] = False
+            entry["reason"] = entry["reason"] or (
+                f"scheduled backup owed since {entry['missedSchedule']['since']}"
+            )
 
 
 def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:

@@ -114,3 +114,9 @@ class RestoreRoleRequired(ProductError):
     """API_AUTH=entra and the caller lacks the ApimBackup.Restore app role."""
 
     status, code = 403, "RestoreRoleRequired"
+
+
+class StartUnconfirmed(ApimRequestFailed):
+    """A start's answer was lost or ambiguous (500, 502, 504, 503 without Retry-After, a
+    dropped connection, a timeout): APIM may or may not have begun. Never retried blind;
+    the operation is recorded as unconfirmed and settled later from evidence."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from shared import schedule, signals
 from shared.model import OperationKind, OperationRecord, Status
 from shared.operations import LOCK_GRACE, poll_running, settle_ledger_row
 from shared.runtime import Runtime
@@ -23,6 +24,8 @@ class Report:
     stranded: list[str] = field(default_factory=list)
     prune: dict[str, Any] = field(default_factory=dict)
     history_deleted: int = 0
+    catch_up: list[schedule.CatchUp] = field(default_factory=list)
+    rpo_breaches: list[schedule.RpoBreach] = field(default_factory=list)
 
     def summary(self) -> str:
         ended = ", ".join(
@@ -32,7 +35,9 @@ class Report:
         return (
             f"{len(self.settled)} operation(s) ended{': ' + ended if ended else ''}; "
             f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned; "
-            f"{self.history_deleted} history row(s) deleted"
+            f"{self.history_deleted} history row(s) deleted; "
+            f"{sum(c.outcome == 'started' for c in self.catch_up)} owed backup(s) started; "
+            f"{len(self.rpo_breaches)} RPO breach(es)"
         )
 
 
@@ -42,6 +47,7 @@ def run(runtime: Runtime) -> Report:
     polled = poll_running(runtime)
     report = Report(settled=[op for op in polled if not op.is_running])
     report.stranded = settle_stranded_rows(runtime, {op.operation_id: op for op in polled})
+    report.catch_up = schedule.catch_up(runtime)
     still = [op for op in polled if op.is_running]
     report.prune = prune_now(runtime, dry_run=False, running=still)
     try:
@@ -50,6 +56,7 @@ def run(runtime: Runtime) -> Report:
         log.exception("Deleting ledger history failed; the next tick tries again")
         deleted = None
     report.history_deleted = len(deleted.deleted) if deleted else 0
+    report.rpo_breaches = schedule.check_rpo(runtime)
     return report
 
 
@@ -82,6 +89,13 @@ def settle_stranded_rows(
                 error = "Abandoned: the backup's operation was never recorded"
                 runtime.ledger.save(
                     record.with_changes(status=Status.FAILED, error=error, completed_at=now)
+                )
+                signals.emit(
+                    signals.Signal.BACKUP_FAILED,
+                    service=record.service,
+                    backupName=record.backup_name,
+                    operationId=record.operation_id,
+                    error=error,
                 )
         except Exception:
             log.exception("Could not settle ledger row %s", record.backup_name)

@@ -186,6 +186,11 @@ class OperationRecord:
     # A succeeded restore: how the target differs from the backup's manifest (shared.drift)
     drift: tuple[dict[str, str | None], ...] | None = None
     drift_error: str | None = None  # why no drift could be computed
+    # True from before APIM is called until it answers an operation URL: a row still
+    # unconfirmed after that may or may not have started in APIM (a lost answer, a crash)
+    # and is settled from evidence (shared.evidence), never by a blind timeout.
+    unconfirmed: bool = False
+    start_error: str | None = None  # why the start is unconfirmed, when known
     etag: str | None = field(default=None, compare=False)
 
     PARTITION = "operation"
@@ -219,6 +224,10 @@ class OperationRecord:
             entity["Drift"] = json.dumps(list(self.drift))
         if self.drift_error is not None:
             entity["DriftError"] = self.drift_error
+        if self.unconfirmed:
+            entity["Unconfirmed"] = True
+        if self.start_error is not None:
+            entity["StartError"] = self.start_error
         return entity
 
     @classmethod
@@ -239,6 +248,8 @@ class OperationRecord:
             error=entity.get("Error"),
             drift=_json_items(entity.get("Drift")) if "Drift" in entity else None,
             drift_error=entity.get("DriftError"),
+            unconfirmed=entity.get("Unconfirmed") is True,
+            start_error=entity.get("StartError"),
             etag=metadata.get("etag"),
         )
 

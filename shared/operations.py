@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared import errors
+from shared import errors, schedule, signals
 from shared.apim import PollResult, PollState, StorageTarget
-from shared.checks import Outcome, judge_poll
+from shared.checks import BUSY_STATES, Outcome, Verdict, judge_poll
 from shared.drift import restore_drift
+from shared.evidence import Evidence, judge_unconfirmed
 from shared.ledger import Conflict
 from shared.model import OperationKind, OperationRecord, Status, Trigger
 from shared.naming import ServiceId
@@ -91,6 +92,7 @@ def new_operation(
         trigger=trigger,
         created_at=runtime.clock(),
         source_service=source_service,
+        unconfirmed=True,  # until APIM answers an operation URL
     )
 
 
@@ -106,7 +108,9 @@ def launch(
 
     APIM saying busy means nothing was begun: our rows go (``on_refused`` removes the
     caller's own). Any other refusal is kept as a Failed record. Either way the lock is
-    released and the refusal raised.
+    released and the refusal raised. An ambiguous answer (StartUnconfirmed) is neither:
+    the rows stay Running without a URL, the lock stays held, and refresh settles the
+    operation from evidence; the caller gets the operation back as if it had started.
     """
     try:
         url = start()
@@ -115,6 +119,15 @@ def launch(
         runtime.operations.delete(operation)
         release_lock(runtime, operation)
         raise
+    except errors.StartUnconfirmed as exc:
+        log.warning(
+            "%s %s of %s: start unconfirmed (%s); it will be settled from evidence",
+            operation.kind.value,
+            operation.operation_id,
+            operation.service,
+            exc.message,
+        )
+        return runtime.operations.save(operation.with_changes(start_error=exc.message))
     except errors.ProductError as exc:
         on_failed(exc.message)
         failed = operation.with_changes(
@@ -122,8 +135,27 @@ def launch(
         )
         runtime.operations.save(failed)
         release_lock(runtime, operation)
+        signal_failure(failed)
         raise
-    return runtime.operations.save(operation.with_changes(operation_url=url))
+    return runtime.operations.save(
+        operation.with_changes(operation_url=url, unconfirmed=False, start_error=None)
+    )
+
+
+def signal_failure(operation: OperationRecord) -> None:
+    """BackupFailed or RestoreFailed for an operation that ended Failed."""
+    common: dict[str, object] = {
+        "service": operation.service,
+        "backupName": operation.backup_name,
+        "operationId": operation.operation_id,
+        "error": operation.error or "",
+    }
+    if operation.kind is OperationKind.RESTORE:
+        signals.emit(
+            signals.Signal.RESTORE_FAILED, sourceService=operation.source_service, **common
+        )
+    else:
+        signals.emit(signals.Signal.BACKUP_FAILED, **common)
 
 
 @dataclass(frozen=True)
@@ -147,6 +179,16 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     now = runtime.clock()
     if operation.operation_url:
         poll = runtime.apim.poll(service, operation.operation_url)
+    elif operation.unconfirmed:
+        poll = judge_unconfirmed(
+            operation.kind.value,
+            _evidence(runtime, operation, service),
+            operation.created_at,
+            now,
+            LOCK_GRACE,
+            operation.backup_name,
+            service.name,
+        )
     elif now - operation.created_at > LOCK_GRACE:
         # The start was never recorded (a crash, or APIM refused before answering a
         # URL): there is nothing to poll, and the service must not stay locked for hours.
@@ -155,6 +197,15 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
         poll = PollResult(PollState.UNKNOWN, error="the start is still being recorded")
     timeout = timedelta(minutes=runtime.settings.operation_timeout_minutes)
     verdict = judge_poll(poll, operation.created_at, now, timeout)
+    if (
+        verdict.outcome is Outcome.FAILED
+        and poll.state is PollState.UNKNOWN
+        and operation.kind is OperationKind.BACKUP
+        and _finished_backup(_evidence(runtime, operation, service))
+    ):
+        # Timed out while Resource Manager could not be asked (a throttled or dropped
+        # poll): the blob and an idle service say APIM finished it. Never lose it.
+        verdict = Verdict(Outcome.SUCCEEDED)
     if verdict.outcome is Outcome.RUNNING:
         return Progress(operation, retry_after(operation, poll))
     size: int | None = None
@@ -189,7 +240,36 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
         settled.status.value,
         f": {error}" if error else "",
     )
+    if poll.url_rejected:
+        signals.emit(
+            signals.Signal.OPERATION_URL_REJECTED,
+            service=settled.service,
+            operationId=settled.operation_id,
+            reason=poll.error or "",
+        )
+    if settled.status is Status.FAILED:
+        signal_failure(settled)
+        schedule.note_failed(runtime, settled)
     return Progress(settled, 0)
+
+
+def _finished_backup(evidence: Evidence) -> bool:
+    state = evidence.provisioning_state
+    return evidence.blob_size is not None and state is not None and state.lower() not in BUSY_STATES
+
+
+def _evidence(runtime: Runtime, operation: OperationRecord, service: ServiceId) -> Evidence:
+    """The service's state and (for a backup) its blob; a state that cannot be read is
+    None (no verdict this time)."""
+    try:
+        state: str | None = runtime.apim.provisioning_state(service)
+    except errors.ApimRequestFailed as exc:
+        log.warning("No evidence for %s this time: %s", operation.operation_id, exc.message)
+        state = None
+    size = None
+    if operation.kind is OperationKind.BACKUP and state is not None:
+        size = runtime.blobs.size_of(operation.backup_name)
+    return Evidence(state, size)
 
 
 def settle_ledger_row(

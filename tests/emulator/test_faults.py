@@ -104,3 +104,29 @@ def test_the_log_redacts_the_access_key(fast: LocalStack):
     assert post["body"]["accessKey"] == "<redacted>"
     assert post["body"]["accessType"] == "AccessKey"
     assert fast.storage_key not in str(fast.control.requests())
+
+
+def test_an_accepted_fault_starts_the_operation_and_loses_only_the_answer(fast: LocalStack):
+    fast.control.inject_fault(method="POST", path_contains="/backup", action="drop", accept=True)
+
+    with pytest.raises(ServiceResponseError):
+        make_client(fast, retry_total=0).api_management_service.begin_backup(
+            RG, "contoso-apim", params("f.apimbackup")
+        )
+
+    [operation] = fast.control.operations()
+    assert operation["backupName"] == "f.apimbackup"
+    [post] = [r for r in fast.control.requests() if r["method"] == "POST"]
+    assert post["fault"] == "drop" and post["acceptedStatus"] == 202
+
+
+def test_an_accepted_500_starts_the_operation(fast: LocalStack):
+    fast.control.inject_fault(method="POST", path_contains="/backup", status=500, accept=True)
+
+    with pytest.raises(HttpResponseError) as caught:
+        make_client(fast, retry_total=0).api_management_service.begin_backup(
+            RG, "contoso-apim", params("g.apimbackup")
+        )
+
+    assert caught.value.status_code == 500
+    assert [op["backupName"] for op in fast.control.operations()] == ["g.apimbackup"]

@@ -163,15 +163,18 @@ def test_a_failed_service_may_still_be_restored(state: str):
 
 
 def test_operation_urls_compare_by_origin():
-    from shared.apim import _origin
+    from shared.armurl import OperationUrlRejected, arm_poll_url
 
-    assert _origin("https://management.azure.com:443/x") == _origin(
-        "https://Management.azure.com/y"
+    endpoint = "https://management.azure.com"
+    assert arm_poll_url(endpoint, "https://Management.azure.com:443/subscriptions/x") == (
+        "https://management.azure.com/subscriptions/x"
     )
-    assert _origin("https://management.azure.com.evil.example/x") != _origin(
-        "https://management.azure.com"
-    )
-    assert _origin("http://management.azure.com/x") != _origin("https://management.azure.com")
+    for other in (
+        "https://management.azure.com.evil.example/subscriptions/x",
+        "http://management.azure.com/subscriptions/x",
+    ):
+        with pytest.raises(OperationUrlRejected):
+            arm_poll_url(endpoint, other)
 
 
 def test_retry_after_is_capped():

@@ -1,0 +1,222 @@
+"""Starts that survive throttling and never duplicate (issue 13 item 1), against the
+emulator through the real SDK: throttled starts are retried within the budget; an
+ambiguous answer is recorded as unconfirmed and settled from evidence."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+import function_app
+from shared.apim import START_RETRY_BUDGET_SECONDS
+from shared.backups import start_backup
+from shared.model import Status, Trigger
+from shared.operations import LOCK_GRACE, finish_running
+from shared.restores import RestoreRequest, start_restore
+from tests.integration.conftest import Product, body_of, get_operation, http
+
+pytestmark = pytest.mark.stack
+
+
+def post_backup(service: str = "contoso-apim"):
+    return function_app.start_backup(
+        http("POST", "backups", json.dumps({"service": service}).encode())
+    )
+
+
+@pytest.fixture
+def waits(product: Product) -> list[float]:
+    """The throttle waits the adapter asked for, instead of sleeping them."""
+    asked: list[float] = []
+    product.runtime.apim.sleep = asked.append
+    return asked
+
+
+def backup_posts(product: Product) -> list[dict]:
+    return product.arm_requests("POST", "/backup")
+
+
+def blobs(product: Product) -> list[str]:
+    container = product.blob_service.get_container_client(product.runtime.settings.container)
+    return list(container.list_blob_names()) if container.exists() else []
+
+
+def test_429_then_503_with_retry_after_end_in_one_202_and_one_backup(
+    product: Product, waits: list[float]
+):
+    control = product.stack.control
+    control.inject_fault(method="POST", path_contains="/backup", status=429, retry_after=7)
+    control.inject_fault(method="POST", path_contains="/backup", status=503, retry_after=11)
+
+    response = post_backup()
+
+    assert response.status_code == 202
+    assert waits == [7, 11]  # Retry-After honoured, each once
+    assert [r["status"] for r in backup_posts(product)] == [429, 503, 202]
+    assert len(control.operations()) == 1
+    done = body_of(get_operation(body_of(response)["operationId"]))
+    assert done["status"] == "Succeeded"
+    rows = list(product.runtime.ledger.records())
+    assert [r.status for r in rows] == [Status.SUCCEEDED]
+    assert blobs(product) == [rows[0].backup_name]
+
+
+def test_throttled_past_the_budget_gives_up_without_starting(product: Product, waits: list[float]):
+    product.stack.control.inject_fault(
+        method="POST", path_contains="/backup", status=429, retry_after=45, times=5
+    )
+    response = post_backup()
+    assert response.status_code == 502
+    assert "throttled" in body_of(response)["error"]["message"]
+    # 45 s asked twice would pass the 60 s budget: one wait, two tries.
+    assert waits == [45] and sum(waits) <= START_RETRY_BUDGET_SECONDS
+    assert len(backup_posts(product)) == 2
+    assert product.stack.control.operations() == []
+    assert product.runtime.operations.lock_holder("contoso-apim") is None
+
+
+def test_at_most_three_tries(product: Product, waits: list[float]):
+    product.stack.control.inject_fault(
+        method="POST", path_contains="/backup", status=429, retry_after=1, times=5
+    )
+    assert post_backup().status_code == 502
+    assert waits == [1, 1]
+    assert len(backup_posts(product)) == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "accepted"),
+    [
+        ({"action": "drop", "accept": True}, True),
+        ({"status": 500, "accept": True}, True),
+        ({"status": 504, "accept": True}, True),
+        ({"status": 503, "accept": True}, True),  # 503 without Retry-After: ambiguous
+        ({"action": "drop"}, False),
+        ({"status": 502}, False),
+    ],
+)
+def test_an_ambiguous_start_is_settled_from_evidence_never_duplicated(
+    product: Product, waits: list[float], fault: dict, accepted: bool
+):
+    control = product.stack.control
+    control.set_duration(600)
+    control.inject_fault(method="POST", path_contains="/backup", **fault)
+
+    response = post_backup()
+
+    # Recorded, not retried: one POST, one operation row, the lock held.
+    assert response.status_code == 202
+    body = body_of(response)
+    assert body["status"] == "Running"
+    assert len(backup_posts(product)) == 1 and waits == []
+    operation = product.runtime.operations.get(body["operationId"])
+    assert operation is not None and operation.unconfirmed and operation.operation_url == ""
+    assert operation.start_error
+    assert product.runtime.operations.lock_holder("contoso-apim") == body["operationId"]
+    assert post_backup().status_code == 409  # no second backup while it is unresolved
+
+    product.clock.now += LOCK_GRACE + timedelta(seconds=1)
+    if accepted:
+        # The service is Updating: the backup may be ours, so wait.
+        assert finish_running(product.runtime) == []
+        control.advance_clock(601)
+    settled = finish_running(product.runtime)
+    assert [op.operation_id for op in settled] == [body["operationId"]]
+    row = product.runtime.ledger.get("contoso-apim", body["backupName"])
+    assert row is not None
+    if accepted:
+        assert settled[0].status is Status.SUCCEEDED
+        assert row.status is Status.SUCCEEDED and (row.size_bytes or 0) > 0
+        assert blobs(product) == [body["backupName"]]
+    else:
+        assert settled[0].status is Status.FAILED
+        assert "did not take the backup" in (settled[0].error or "")
+        assert row.status is Status.FAILED and blobs(product) == []
+    assert len(control.operations()) == (1 if accepted else 0)
+    assert len(backup_posts(product)) == 1  # never a second start
+    assert product.runtime.operations.lock_holder("contoso-apim") is None
+    assert not list(product.runtime.operations.running())
+
+
+def test_an_unconfirmed_backup_that_finished_fast_is_succeeded_at_once(product: Product):
+    product.stack.control.inject_fault(
+        method="POST", path_contains="/backup", action="drop", accept=True
+    )
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    assert started.operation.unconfirmed
+    # No grace needed: the blob is there and the service is idle.
+    assert [op.status for op in finish_running(product.runtime)] == [Status.SUCCEEDED]
+
+
+def test_a_crash_after_apim_accepted_keeps_the_backup(product: Product):
+    """The process dies between APIM's 202 and recording the URL: the row is still
+    unconfirmed, and the blob APIM wrote makes it Succeeded. Nothing is lost."""
+    store = product.runtime.operations
+    real_save = store.save
+    calls = {"n": 0}
+
+    def dying_save(operation):
+        calls["n"] += 1
+        if operation.operation_url:
+            raise KeyboardInterrupt("simulated crash")  # no handler catches it
+        return real_save(operation)
+
+    store.save = dying_save  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    store.save = real_save  # type: ignore[method-assign]
+
+    [operation] = list(store.running())
+    assert operation.unconfirmed and operation.operation_url == ""
+    settled = finish_running(product.runtime)
+    assert [op.status for op in settled] == [Status.SUCCEEDED]
+    [row] = list(product.runtime.ledger.records())
+    assert row.status is Status.SUCCEEDED and blobs(product) == [row.backup_name]
+    assert len(backup_posts(product)) == 1
+
+
+def test_an_unconfirmed_restore_is_failed_as_unverified_once_the_target_is_idle(
+    product: Product,
+):
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    finish_running(product.runtime)
+    control = product.stack.control
+    control.set_duration(1800)
+    control.inject_fault(method="POST", path_contains="/restore", status=500, accept=True)
+
+    operation = start_restore(
+        product.runtime,
+        RestoreRequest(started.backup.backup_name, "contoso-standby"),
+        Trigger.CLI,
+    )
+    assert operation.unconfirmed and operation.is_running
+    product.clock.now += LOCK_GRACE + timedelta(seconds=1)
+    assert finish_running(product.runtime) == []  # the target is Updating: wait
+    control.advance_clock(1801)
+    [settled] = finish_running(product.runtime)
+    assert settled.status is Status.FAILED
+    assert "cannot be verified" in (settled.error or "")
+    assert product.runtime.operations.lock_holder("contoso-standby") is None
+    assert len(product.arm_requests("POST", "/restore")) == 1
+
+
+def test_a_finished_backup_is_not_timed_out_by_a_failed_poll(product: Product):
+    """The first poll after the operation timeout is throttled: the blob and the idle
+    service say the backup finished, so it is Succeeded, not a timeout."""
+    from shared.operations import refresh
+
+    product.stack.control.set_duration(600)
+    started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    product.stack.control.advance_clock(601)
+    product.clock.now += timedelta(minutes=product.runtime.settings.operation_timeout_minutes + 1)
+    product.stack.control.inject_fault(
+        method="GET", path_contains="operationResults", status=429, retry_after=60
+    )
+
+    progress = refresh(product.runtime, started.operation)
+
+    assert progress.operation.status is Status.SUCCEEDED
+    row = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
+    assert row is not None and row.status is Status.SUCCEEDED and (row.size_bytes or 0) > 0
