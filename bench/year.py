@@ -31,6 +31,7 @@ from azure.core.exceptions import ServiceRequestError
 
 from devstack.stack import LocalStack
 from shared import backups, housekeeping, schedule
+from shared.manifest import backup_of_manifest
 from shared.model import Status, Trigger
 from shared.naming import is_backup_name, parse_backup_name
 from shared.pruning import ORPHAN_MIN_AGE
@@ -156,6 +157,7 @@ class Totals:
     signals: Counter[str] = field(default_factory=Counter)
     ledger_rows: int = 0
     blobs: int = 0
+    manifests: int = 0
     apim_backups: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -178,7 +180,8 @@ class Totals:
             f"{self.rpo_breaches_unexplained} unexplained); oldest newest-backup seen "
             f"{self.max_age_hours:.1f} h",
             f"signals: {signals}",
-            f"at the end: ledger rows {self.ledger_rows}, blobs {self.blobs}",
+            f"at the end: ledger rows {self.ledger_rows}, blobs {self.blobs} "
+            f"({self.manifests} of them manifests)",
             f"problems: {len(self.problems)}" + "".join(f"\n  - {p}" for p in self.problems),
             f"wall time {self.seconds:.1f} s",
         ]
@@ -475,10 +478,18 @@ class Year:
                 continue
             if now - parse_backup_name(name).started_at > ORPHAN_MIN_AGE:
                 problems.append(f"blob {name} has no row and is past the orphan rule")
-        # Bounded: retention keeps about RETENTION_DAYS backups per service.
+        # Bounded: retention keeps about RETENTION_DAYS backups per service, each with at
+        # most one manifest, and a manifest never outlives its backup's row.
+        backup_blobs = {n for n in blobs if is_backup_name(n)}
         limit = len(SERVICES) * (runtime.settings.retention_days + 3)
-        if len(blobs) > limit:
-            problems.append(f"{len(blobs)} blobs, more than {limit}")
+        if len(backup_blobs) > limit:
+            problems.append(f"{len(backup_blobs)} backup blobs, more than {limit}")
+        by_status = {r.backup_name: r.status for r in rows}
+        for name in blobs:
+            owner = backup_of_manifest(name)
+            if owner is not None and by_status.get(owner) in (None, Status.PRUNED):
+                problems.append(f"manifest {name} outlived its backup")
+        totals.manifests = sum(backup_of_manifest(n) is not None for n in blobs)
         # One start never becomes two backups; every backup APIM took has its row.
         ours = [
             op

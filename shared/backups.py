@@ -193,7 +193,9 @@ def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> 
     """One backup per configured service, MAX_PARALLEL at once; one that cannot start now
     is owed, and housekeeping starts it later (shared.schedule). One service's failure
     never costs another its backup."""
-    cors = read_once(runtime.blobs.cors_rule_count)  # one account for every service
+    # One account for every service: read once, on first need, inside a service's own start
+    # (so a storage failure is that start's, and owed, not the whole tick's).
+    cors = read_once(lambda: runtime.blobs.cors_rule_count())
     results = run_each(
         runtime.settings.apim_services,
         lambda service: _start_scheduled(runtime, service, cors, trigger),

@@ -40,7 +40,8 @@ def backup_posts(product: Product) -> list[dict]:
 
 def blobs(product: Product) -> list[str]:
     container = product.blob_service.get_container_client(product.runtime.settings.container)
-    return list(container.list_blob_names()) if container.exists() else []
+    names = container.list_blob_names() if container.exists() else []
+    return [n for n in names if n.endswith(".apimbackup")]  # backups, not their manifests
 
 
 def test_429_then_503_with_retry_after_end_in_one_202_and_one_backup(
