@@ -6,7 +6,7 @@ fired and whether that run left its mark. Pure functions, no I/O.
 
 Fields: second minute hour day month day-of-week; each ``*``, a number, a range
 ``a-b``, a step ``*/n`` or ``a-b/n``, or a comma list of those; months and days may be
-named (``JAN``, ``MON``); day-of-week 0 or 7 is Sunday. As in cron, when both day and
+named (``JAN``, ``MON``); day-of-week 0 is Sunday. As in cron, when both day and
 day-of-week are restricted a day matching either fires.
 """
 
@@ -52,23 +52,32 @@ def _value(token: str, names: dict[str, int]) -> int:
     return int(token)
 
 
-def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int]:
+def _field(
+    name: str, text: str, low: int, high: int, names: dict[str, int] | None = None
+) -> frozenset[int]:
     values: set[int] = set()
     for part in text.split(","):
         body, _, step_text = part.partition("/")
+        if step_text and not step_text.isdigit():
+            raise ValueError(f"{name}: '{part}' is not *, a value, a range or a step")
         step = int(step_text) if step_text else 1
         if step < 1:
-            raise ValueError(f"step in '{part}' must be at least 1")
-        if body == "*":
-            start, end = low, high
-        elif "-" in body:
-            first, _, last = body.partition("-")
-            start, end = _value(first, names or {}), _value(last, names or {})
-        else:
-            start = _value(body, names or {})
-            end = high if step_text else start
+            raise ValueError(f"{name}: a step of 0 in '{part}'")
+        try:
+            if body == "*":
+                start, end = low, high
+            elif "-" in body:
+                first, _, last = body.partition("-")
+                start, end = _value(first, names or {}), _value(last, names or {})
+            else:
+                start = _value(body, names or {})
+                end = high if step_text else start
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if start > end:
+            raise ValueError(f"{name}: the range '{body}' runs backwards")
         if not low <= start <= end <= high:
-            raise ValueError(f"'{part}' is outside {low}-{high}")
+            raise ValueError(f"{name}: '{part}' is outside {low}-{high}")
         values.update(range(start, end + 1, step))
     return frozenset(values)
 
@@ -77,18 +86,18 @@ def parse(expression: str) -> Schedule:
     """ValueError for anything this module does not understand."""
     fields = expression.split()
     if len(fields) != 6:
-        raise ValueError("expected six fields: second minute hour day month day-of-week")
+        raise ValueError(
+            f"expected six fields (second minute hour day month day-of-week), got {len(fields)}"
+        )
     sec, minute, hour, day, month, weekday = fields
-    weekdays = _field(weekday, 0, 7, _DAYS)
-    if 7 in weekdays:
-        weekdays = (weekdays - {7}) | {0}
     return Schedule(
-        seconds=_field(sec, 0, 59),
-        minutes=_field(minute, 0, 59),
-        hours=_field(hour, 0, 23),
-        days=_field(day, 1, 31),
-        months=_field(month, 1, 12, _MONTHS),
-        weekdays=weekdays,
+        seconds=_field("second", sec, 0, 59),
+        minutes=_field("minute", minute, 0, 59),
+        hours=_field("hour", hour, 0, 23),
+        days=_field("day", day, 1, 31),
+        months=_field("month", month, 1, 12, _MONTHS),
+        # 0-6 from Sunday, as NCRONTAB has it (no 7: the host's parser may refuse it).
+        weekdays=_field("day-of-week", weekday, 0, 6, _DAYS),
         days_restricted=day != "*",
         weekdays_restricted=weekday != "*",
     )

@@ -16,6 +16,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from shared.naming import ServiceId
+from shared.ncrontab import parse as parse_schedule
 
 # Every setting the product reads, in the order of docs/settings.md. The Bicep check in
 # tests/ compares this tuple with the app settings the templates write.
@@ -219,9 +220,12 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
     value = _get(env, name) or default
-    # NCRONTAB with seconds, as the Functions timer trigger expects.
-    if len(value.split()) != 6:
-        raise ConfigError(name, f"expected an NCRONTAB expression with six fields, got '{value}'")
+    # NCRONTAB with seconds, as the Functions timer trigger expects: the host refuses to
+    # load a function whose schedule it cannot parse, so refuse it here first, by name.
+    try:
+        parse_schedule(value)
+    except ValueError as exc:
+        raise ConfigError(name, f"expected a six-field NCRONTAB expression: {exc}") from None
     return value
 
 

@@ -20,9 +20,9 @@ import pytest
 
 from devstack.worker import Indexed, Worker
 from shared.model import Status, Trigger
+from shared.ncrontab import parse as validate
 from tests.infra import REPO, app_settings, string_value, walk
 from tests.integration.conftest import Product
-from tests.runtime.ncrontab import validate
 
 # What the host must register: name -> (trigger, what the trigger says). A decorator
 # removed, a route or method changed, or a schedule hard-coded shows up here.

@@ -70,6 +70,9 @@ def test_service_lists_accept_commas_semicolons_and_whitespace():
         ({"LEDGER_TABLE": "1bad"}, "LEDGER_TABLE"),
         ({"OPERATIONS_TABLE": "apimbackups"}, "OPERATIONS_TABLE"),
         ({"BACKUP_SCHEDULE": "0 2 * * *"}, "BACKUP_SCHEDULE"),
+        # Six fields, but an hour the host's parser refuses: caught here, not at indexing.
+        ({"BACKUP_SCHEDULE": "0 0 25 * * *"}, "BACKUP_SCHEDULE"),
+        ({"HOUSEKEEPING_SCHEDULE": "0 */0 * * * *"}, "HOUSEKEEPING_SCHEDULE"),
         ({"RETENTION_DAYS": "31"}, "RETENTION_DAYS"),
         ({"RETENTION_DAYS": "ten"}, "RETENTION_DAYS"),
         ({"MIN_KEEP": "-1"}, "MIN_KEEP"),
