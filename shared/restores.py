@@ -12,7 +12,7 @@ from typing import Any
 
 from shared import errors
 from shared.apim import ServiceInfo
-from shared.backups import newest_restorable
+from shared.backups import MAX_SERVICE_REF_LENGTH, newest_restorable
 from shared.checks import (
     Check,
     check_sku_match,
@@ -58,6 +58,12 @@ class RestoreRequest:
         target = body.get("targetService")
         if target is not None and (not isinstance(target, str) or not target.strip()):
             raise errors.BadRequest("'targetService' must be a non-empty string")
+        if target is not None and len(target.strip()) > MAX_SERVICE_REF_LENGTH:
+            raise errors.BadRequest(
+                f"'targetService' is longer than a resource ID "
+                f"({MAX_SERVICE_REF_LENGTH} characters)",
+                "targetService",
+            )
         dry_run = body.get("dryRun", False)
         if not isinstance(dry_run, bool):
             raise errors.BadRequest("'dryRun' must be true or false")

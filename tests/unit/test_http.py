@@ -238,3 +238,14 @@ def test_the_same_rules_serve_a_json_header_with_its_own_name():
     with pytest.raises(errors.BadRequest, match="The principal nests deeper than 32 levels"):
         json_object(b"[" * 100 + b"]" * 100, "The principal")
     assert json_object(b'{"roles": ["a"]}', "The principal") == {"roles": ["a"]}
+
+
+def test_a_restore_target_longer_than_a_resource_id_is_a_400_naming_it():
+    from shared import errors
+    from shared.restores import RestoreRequest
+
+    name = "contoso-apim-20261127T020000Z.apimbackup"
+    with pytest.raises(errors.BadRequest) as caught:
+        RestoreRequest.from_body({"backupName": name, "targetService": "x" * 251})
+    assert "'targetService'" in caught.value.message
+    assert RestoreRequest.from_body({"backupName": name, "targetService": "y" * 250}).target_service
