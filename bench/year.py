@@ -299,10 +299,10 @@ class Year:
         elif kind == "start-502-lost":
             inject(method="POST", path_contains=path, status=502)
         elif kind == "throttled-poll":
-            inject(method="GET", path_contains="operationResults", status=429, retry_after=60)
-            inject(method="GET", path_contains="operationResults", status=503, retry_after=60)
+            inject(method="GET", path_contains="/operationresults/", status=429, retry_after=60)
+            inject(method="GET", path_contains="/operationresults/", status=503, retry_after=60)
         elif kind == "poll-dropped":
-            inject(method="GET", path_contains="operationResults", action="drop", times=2)
+            inject(method="GET", path_contains="/operationresults/", action="drop", times=2)
         elif kind == "operation-fails":
             self.control.fail_next_operation(service, "BackupFailed", "Simulated failure")
 

@@ -97,12 +97,17 @@ class EmulatorControl:
         times: int = 1,
         action: str = "respond",
         accept: bool = False,
+        code: str | None = None,
+        message: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching ARM requests with ``status`` (or drop them).
         With ``accept`` the request is carried out first and only its answer is replaced:
-        "the operation started, then the connection dropped (or Resource Manager said 500)"."""
-        fault = {
+        "the operation started, then the connection dropped (or Resource Manager said 500)".
+        ``code`` and ``message`` set the ARM error body (e.g. a 403 AuthorizationFailed)."""
+        fault: dict[str, object] = {
             "accept": accept,
+            "code": code,
+            "message": message,
             "method": method,
             "pathContains": path_contains,
             "status": status,

@@ -35,11 +35,10 @@ ROUTE_DIAGNOSTIC_SETTINGS = re.compile(
     _SERVICE + r"/providers/Microsoft\.Insights/diagnosticSettings/?$", re.IGNORECASE
 )
 ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?$", re.IGNORECASE)
-ROUTE_OPERATION = re.compile(
-    r"^/subscriptions/(?P<sub>[^/]+)/providers/Microsoft\.ApiManagement/locations/(?P<loc>[^/]+)"
-    r"/operationResults/(?P<opid>[^/]+)/?$",
-    re.IGNORECASE,
-)
+# Where APIM's backup and restore answer their Location (as recorded from Azure):
+# {service}/operationresults/{id}, which Resource Manager authorizes as the action
+# Microsoft.ApiManagement/service/operationresults/read.
+ROUTE_OPERATION = re.compile(_SERVICE + r"/operationresults/(?P<opid>[^/]+)/?$", re.IGNORECASE)
 CONTROL_PREFIX = "/_emulator/"
 ROUTE_CONTROL_SERVICE = re.compile(r"^/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?$")
 
@@ -194,7 +193,8 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(202, None, self._running_headers(operation))
         match = ROUTE_OPERATION.match(path)
         if match and self.command == "GET":
-            return self._operation_reply(self.emulator.poll(match["sub"], match["opid"]))
+            operation = self.emulator.poll(match["sub"], match["rg"], match["name"], match["opid"])
+            return self._operation_reply(operation)
         raise EmulatorError(
             404, "NotFound", f"The emulator has no route for {self.command} {path}."
         )
@@ -211,8 +211,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _running_headers(self, operation: Operation) -> dict[str, str]:
         location = (
-            f"{self.server.base_url}/subscriptions/{operation.subscription_id}/providers/"
-            f"Microsoft.ApiManagement/locations/{operation.location}/operationResults/"
+            f"{self.server.base_url}{operation.service_id}/operationresults/"
             f"{operation.id}?api-version={API_VERSION}"
         )
         return {"Location": location, "Retry-After": str(self.emulator.settings.retry_after)}
@@ -289,9 +288,12 @@ def _redact(body: Any) -> Any:
 
 
 def _fault_reply(fault: Fault) -> Reply:
-    code = FAULT_CODES.get(fault.status, HTTPStatus(fault.status).phrase.replace(" ", ""))
+    code = fault.code or FAULT_CODES.get(
+        fault.status, HTTPStatus(fault.status).phrase.replace(" ", "")
+    )
+    message = fault.message or "Injected fault."
     headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-    return Reply(fault.status, {"error": {"code": code, "message": "Injected fault."}}, headers)
+    return Reply(fault.status, {"error": {"code": code, "message": message}}, headers)
 
 
 def make_tls(ca_dir: Path) -> ssl.SSLContext:

@@ -8,6 +8,7 @@ answered, so a test moves time with ``advance`` instead of sleeping.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -84,8 +85,7 @@ class Operation:
     kind: str  # "backup" or "restore"
     service_key: tuple[str, str, str]
     service_name: str
-    subscription_id: str
-    location: str
+    service_id: str  # the service's resource id, as its Location URLs spell it
     params: BackupParams
     started_at: datetime
     due_at: datetime
@@ -125,6 +125,8 @@ class Fault:
     retry_after: int | None
     times: int
     accept: bool = False  # handle the request first, then answer with the fault
+    code: str | None = None  # the ARM error code answered (default: by status)
+    message: str | None = None  # the ARM error message answered (default: "Injected fault.")
 
     @classmethod
     def parse(cls, body: JSON) -> Fault:
@@ -140,6 +142,8 @@ class Fault:
             retry_after=None if body.get("retryAfter") is None else int(body["retryAfter"]),
             times=int(body.get("times", 1)),
             accept=bool(body.get("accept", False)),
+            code=None if body.get("code") is None else str(body["code"]),
+            message=None if body.get("message") is None else str(body["message"]),
         )
 
     def matches(self, method: str, path: str) -> bool:
@@ -241,12 +245,11 @@ class Emulator:
                 )
             now = self.now()
             operation = Operation(
-                id=uuid.uuid4().hex,
+                id=_operation_id(service, kind),
                 kind=kind,
                 service_key=service.key,
                 service_name=service.name,
-                subscription_id=service.subscription_id,
-                location=service.location_slug,
+                service_id=service.resource_id,
                 params=params,
                 started_at=now,
                 due_at=now + timedelta(seconds=self.settings.duration),
@@ -307,11 +310,17 @@ class Emulator:
                 f"user-assigned identity of service '{service.name}'.",
             )
 
-    def poll(self, subscription_id: str, operation_id: str) -> Operation:
+    def poll(
+        self, subscription_id: str, resource_group: str, name: str, operation_id: str
+    ) -> Operation:
+        """The operation behind ``{service}/operationresults/{operation_id}``: only under
+        the service that started it."""
         with self._lock:
             self.settle()
             operation = self.operations.get(operation_id)
-            if operation is None or operation.subscription_id.lower() != subscription_id.lower():
+            if operation is None or operation.service_key != service_key(
+                subscription_id, resource_group, name
+            ):
                 raise EmulatorError(
                     404, "OperationNotFound", f"Operation '{operation_id}' was not found."
                 )
@@ -481,3 +490,11 @@ class Emulator:
         with self._lock:
             self.settle()
             return [op.describe() for op in self.operations.values()]
+
+
+def _operation_id(service: Service, kind: str) -> str:
+    """An id of the form APIM answers: base64 of ``{location}:{service}_{Kind}_{hex}``
+    (padding included, so ``=`` appears in the URL path as it does in Azure). URL-safe
+    base64, so the id is always one path segment."""
+    raw = f"{service.location_slug}:{service.name}_{kind.title()}_{uuid.uuid4().hex}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,10 @@ class PollResult:
     error: str | None = None
     retry_after: int | None = None
     url_rejected: bool = False  # the recorded URL failed the checks of shared.armurl
+    # Resource Manager refused this status request (401/403): which refusal (status, ARM
+    # code and message) and what to check. Still Unknown (a token glitch must not fail a
+    # good backup), but a timeout after it says so instead of looking like a stuck job.
+    refused: str | None = None
 
 
 def arm_error_message(response_text: str, status: int) -> str:
@@ -339,12 +344,57 @@ class Apim:
             return PollResult(PollState.RUNNING, retry_after=retry_after)
         if status in (200, 201, 204):
             return _async_operation_state(response.text()) or PollResult(PollState.SUCCEEDED)
-        if status in (401, 403, 404, 408, 429) or status >= 500:
+        if status in (401, 403):
+            refusal = _refusal(response.text(), status)
+            log.warning(
+                "Resource Manager refused the status request for an operation on %s (%s); "
+                "left running until the operation timeout",
+                service.name,
+                refusal,
+            )
+            return PollResult(
+                PollState.UNKNOWN,
+                error=f"HTTP {status}",
+                retry_after=retry_after,
+                refused=_refusal_advice(refusal, status, service),
+            )
+        if status in (404, 408, 429) or status >= 500:
             # Says nothing about the operation itself: a token or role glitch, throttling,
             # a new operation URL not yet known everywhere. The next poll (or, in the end,
             # the operation timeout) decides; a false Failed would hide a good backup.
             return PollResult(PollState.UNKNOWN, error=f"HTTP {status}", retry_after=retry_after)
         return PollResult(PollState.FAILED, error=arm_error_message(response.text(), status))
+
+
+# Permission the function's identity needs to poll a backup or restore (Resource Manager
+# authorizes GET {service}/operationresults/{id} as this action).
+POLL_ACTION = "Microsoft.ApiManagement/service/operationresults/read"
+_URL_QUERY = re.compile(r"\?[^\s'\"]*")
+MAX_REFUSAL_LENGTH = 1000  # an AuthorizationFailed message with its scope is ~400
+
+
+def _refusal(response_text: str, status: int) -> str:
+    """``403 AuthorizationFailed: <message>``: the refusal's status, ARM code and message,
+    on one line, without any URL query (a query may carry a signature) and bounded."""
+    try:
+        body = json.loads(response_text) if response_text else {}
+        error = body.get("error") or {}
+        code, message = error.get("code"), error.get("message")
+    except (ValueError, AttributeError):
+        code = message = None
+    text = " ".join(_URL_QUERY.sub("", str(message or "no error message")).split())
+    refusal = f"{status} {code or 'no error code'}: {text}"
+    if len(refusal) > MAX_REFUSAL_LENGTH:
+        refusal = refusal[: MAX_REFUSAL_LENGTH - 3] + "..."
+    return refusal
+
+
+def _refusal_advice(refusal: str, status: int, service: ServiceId) -> str:
+    if status == 401:
+        check = "check that the function's identity can get a token for Resource Manager"
+    else:
+        check = f"check that the function's identity holds {POLL_ACTION} on {service.name}"
+    return f"Resource Manager refused the status request ({refusal}): {check}"
 
 
 def _model_and_json(pipeline_response: Any, deserialized: Any, _headers: Any) -> tuple[Any, Any]:

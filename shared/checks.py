@@ -147,6 +147,12 @@ def judge_poll(result: PollResult, started: datetime, now: datetime, timeout: ti
         return Verdict(Outcome.FAILED, result.error or "API Management reported a failure")
     if now - started > timeout:
         minutes = int(timeout.total_seconds() // 60)
+        if result.refused:
+            # Maybe not stuck at all: its status could not be read (a missing role?).
+            return Verdict(
+                Outcome.FAILED,
+                f"Timed out after {minutes} minutes without a status: {result.refused}",
+            )
         detail = f" (last poll: {result.error})" if result.error else ""
         return Verdict(
             Outcome.FAILED, f"Timed out: still not finished after {minutes} minutes{detail}"

@@ -36,14 +36,14 @@ def test_429_with_retry_after_on_the_post_is_retried(fast: LocalStack):
 
 def test_503_on_a_poll_waits_for_retry_after_then_succeeds(fast: LocalStack):
     fast.control.inject_fault(
-        method="GET", path_contains="operationResults", status=503, retry_after=1
+        method="GET", path_contains="/operationresults/", status=503, retry_after=1
     )
 
     make_client(fast).api_management_service.begin_backup(
         RG, "contoso-apim", params("b.apimbackup")
     ).result()
 
-    polls = [r for r in fast.control.requests() if "operationResults" in r["path"]]
+    polls = [r for r in fast.control.requests() if "/operationresults/" in r["path"]]
     assert [r["status"] for r in polls] == [503, 200]
     waited = datetime.fromisoformat(polls[1]["time"]) - datetime.fromisoformat(polls[0]["time"])
     assert waited.total_seconds() >= 0.9

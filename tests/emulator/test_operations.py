@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import uuid
 from typing import Any
 
@@ -12,6 +14,7 @@ from azure.storage.blob import BlobServiceClient, CorsRule
 
 from devstack.azurite import DEV_KEY
 from devstack.stack import LocalStack
+from shared.armurl import arm_poll_url
 from tests.emulator import CONTAINER, RG, USER_CLIENT_ID, arm_get, make_client, params
 
 pytestmark = pytest.mark.stack
@@ -113,11 +116,45 @@ def test_location_without_a_poller(fast: LocalStack):
         ).result()
     )
 
-    assert location.startswith(f"{fast.arm_endpoint}/subscriptions/{fast.subscription_id}/")
-    assert "/locations/westeurope/operationResults/" in location
-    assert "api-version=2024-05-01" in location
-    operations = fast.control.operations()
-    assert [op["id"] for op in operations] == [location.split("/")[-1].split("?")[0]]
+    # Exactly the shape Azure answers (recorded ARM traffic of the Azure SDK's APIM
+    # tests): under the service, lower-case "operationresults", a base64 id with its
+    # padding. Resource Manager authorizes the poll as service/operationresults/read.
+    service_id = fast.service_id("contoso-apim")
+    shape = re.compile(
+        re.escape(f"{fast.arm_endpoint}{service_id}/operationresults/")
+        + r"(?P<id>[A-Za-z0-9_-]+={0,2})"
+        + re.escape("?api-version=2024-05-01")
+    )
+    match = shape.fullmatch(location)
+    assert match, location
+    decoded = base64.urlsafe_b64decode(match["id"]).decode()
+    assert re.fullmatch(r"westeurope:contoso-apim_Backup_[0-9a-f]{32}", decoded), decoded
+    assert [op["id"] for op in fast.control.operations()] == [match["id"]]
+    # The product keeps that URL as it is (only re-rooted on ARM_ENDPOINT).
+    assert arm_poll_url(fast.arm_endpoint, location) == location
+
+
+def test_an_operation_is_found_only_under_its_own_service(fast: LocalStack):
+    client = make_client(fast)
+    location = str(
+        client.api_management_service.begin_backup(
+            RG,
+            "contoso-apim",
+            params(_name("contoso-apim")),
+            polling=False,
+            cls=lambda response, _body, _headers: response.http_response.headers["Location"],
+        ).result()
+    )
+    elsewhere = location.replace("/service/contoso-apim/", "/service/contoso-standby/")
+    old_shape = location.replace(
+        f"/resourceGroups/{RG}/providers/Microsoft.ApiManagement/service/contoso-apim/"
+        "operationresults/",
+        "/providers/Microsoft.ApiManagement/locations/westeurope/operationResults/",
+    )
+
+    assert arm_get(fast, location)[0] == 200
+    assert arm_get(fast, elsewhere)[0] == 404
+    assert old_shape != location and arm_get(fast, old_shape)[0] == 404
 
 
 @pytest.mark.parametrize(
@@ -266,7 +303,7 @@ def test_a_failed_operation_surfaces_its_error_and_stays_failed(fast: LocalStack
     assert caught.value.error is not None and caught.value.error.code == "BackupFailed"
     assert "The disk is on fire." in str(caught.value)
     # Every later poll gives the same final answer.
-    poll = next(r for r in fast.control.requests() if "/operationResults/" in r["path"])
+    poll = next(r for r in fast.control.requests() if "/operationresults/" in r["path"])
     url = f"{fast.arm_endpoint}{poll['path']}?api-version=2024-05-01"
     final = (400, {"error": {"code": "BackupFailed", "message": "The disk is on fire."}})
     assert arm_get(fast, url) == arm_get(fast, url) == final

@@ -49,7 +49,7 @@ def test_timer_backs_up_every_service_and_the_ledger_has_every_field(product: Pr
         assert row["Status"] == "Succeeded"
         assert row["Trigger"] == "schedule"
         assert row["Sku"] == "Developer"
-        assert "/operationResults/" in row["OperationUrl"]
+        assert "/operationresults/" in row["OperationUrl"]
         for column in ("CreatedAt", "ExpiresAt", "CompletedAt"):
             assert row[column].tzinfo is not None, column
         assert row["ExpiresAt"] - row["CreatedAt"] == timedelta(days=30)
@@ -258,7 +258,7 @@ def test_transient_poll_errors_leave_the_operation_running(product: Product):
     product.stack.control.set_duration(600)
     started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
     product.stack.control.inject_fault(
-        method="GET", path_contains="operationResults", status=500, times=10
+        method="GET", path_contains="/operationresults/", status=500, times=10
     )
     assert finish_running(product.runtime) == []
     product.stack.control.clear_faults()
@@ -429,7 +429,7 @@ def test_an_auth_or_not_found_poll_does_not_fail_a_running_backup(product: Produ
     product.stack.control.set_duration(600)
     started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
     product.stack.control.inject_fault(
-        method="GET", path_contains="operationResults", status=status
+        method="GET", path_contains="/operationresults/", status=status
     )
     assert finish_running(product.runtime) == []
     assert product.runtime.operations.lock_holder("contoso-apim") == started.operation.operation_id

@@ -221,7 +221,7 @@ def test_housekeeping_polls_each_running_operation_once(product: Product):
     product.stack.control.clear_requests()
     report = housekeeping.run(runtime)
     assert report.settled == [] and report.stranded == []
-    polls = product.arm_requests("GET", "operationResults")
+    polls = product.arm_requests("GET", "/operationresults/")
     assert len(polls) == 3
     product.stack.control.advance_clock(3601)
     assert len(housekeeping.run(runtime).settled) == 3

@@ -202,7 +202,7 @@ def test_a_backup_is_recorded_and_settled_succeeded_through_oauth(
     )
     assert running.status is Status.RUNNING
     assert running.operation_id == started.operation.operation_id
-    assert "/operationResults/" in running.operation_url
+    assert "/operationresults/" in running.operation_url
 
     # The emulator ends the backup and writes the blob into the stack's Azurite, the
     # account APIM was told about; put it where the product's identity path looks.

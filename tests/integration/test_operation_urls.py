@@ -118,8 +118,8 @@ def test_the_recorder_sees_a_request_and_the_backslash_trick_is_real(
 def tricks(a: int, e: int, sub: str) -> list[tuple[str, str]]:
     h = "127.0.0.1"
     p = (
-        f"/subscriptions/{sub}/providers/Microsoft.ApiManagement/locations/westeurope"
-        "/operationResults/0123456789abcdef?api-version=2024-05-01"
+        f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.ApiManagement/service"
+        "/contoso-apim/operationresults/0123456789abcdef?api-version=2024-05-01"
     )
     return [
         ("another port", f"https://{h}:{e}{p}"),
@@ -220,4 +220,4 @@ def test_a_mixed_case_scheme_and_default_spelling_still_poll_arm(
 
     assert recorder.connections == []
     [poll] = product.stack.control.requests()
-    assert poll["method"] == "GET" and "/operationResults/" in poll["path"]
+    assert poll["method"] == "GET" and "/operationresults/" in poll["path"]

@@ -213,7 +213,7 @@ def test_a_finished_backup_is_not_timed_out_by_a_failed_poll(product: Product):
     product.stack.control.advance_clock(601)
     product.clock.now += timedelta(minutes=product.runtime.settings.operation_timeout_minutes + 1)
     product.stack.control.inject_fault(
-        method="GET", path_contains="operationResults", status=429, retry_after=60
+        method="GET", path_contains="/operationresults/", status=429, retry_after=60
     )
 
     progress = refresh(product.runtime, started.operation)

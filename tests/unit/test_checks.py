@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -130,6 +131,43 @@ def test_judge_poll():
     # A success seen late is still a success.
     ok_late = judge_poll(PollResult(PollState.SUCCEEDED), NOW - timeout * 2, NOW, timeout)
     assert ok_late.outcome is Outcome.SUCCEEDED
+
+
+def test_a_refused_poll_waits_then_times_out_naming_the_refusal():
+    timeout = timedelta(hours=4)
+    refused = PollResult(
+        PollState.UNKNOWN, error="HTTP 403", refused="Resource Manager refused (403 X: y)"
+    )
+    assert judge_poll(refused, NOW - timedelta(minutes=5), NOW, timeout).outcome is (
+        Outcome.RUNNING
+    )
+    late = judge_poll(refused, NOW - timeout - timedelta(seconds=1), NOW, timeout)
+    assert (late.outcome, late.error) == (
+        Outcome.FAILED,
+        "Timed out after 240 minutes without a status: Resource Manager refused (403 X: y)",
+    )
+
+
+def test_a_refusal_is_one_bounded_line_without_url_queries():
+    from shared.apim import MAX_REFUSAL_LENGTH, _refusal
+
+    body = json.dumps(
+        {
+            "error": {
+                "code": "AuthorizationFailed",
+                "message": "The client 'c' may not perform\n'read' over scope "
+                "'https://x.example/a?sig=SECRET&se=1' or the scope is invalid.",
+            }
+        }
+    )
+    refusal = _refusal(body, 403)
+    assert refusal == (
+        "403 AuthorizationFailed: The client 'c' may not perform 'read' over scope "
+        "'https://x.example/a' or the scope is invalid."
+    )
+    assert _refusal("<html>", 401) == "401 no error code: no error message"
+    long = json.dumps({"error": {"code": "C", "message": "m" * 5000}})
+    assert len(_refusal(long, 403)) == MAX_REFUSAL_LENGTH
 
 
 def test_record_round_trips_through_an_entity():

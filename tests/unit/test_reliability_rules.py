@@ -15,13 +15,22 @@ from shared.evidence import Evidence, judge_unconfirmed
 from shared.schedule import backoff
 
 ARM = "https://management.azure.com"
-OP = "/subscriptions/s/providers/Microsoft.ApiManagement/locations/westeurope/operationResults/o"
+OP = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ApiManagement/service/a/operationresults/o"
+# A Location in the shape API Management answers a backup, restore or delete (the shape
+# seen in recorded Resource Manager traffic of the Azure SDK's APIM tests): under the
+# service, "operationresults" in lower case, an id that is base64 with its "=" padding.
+RECORDED = (
+    "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000"
+    "/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso-apim"
+    "/operationresults/d2VzdGV1cm9wZTpjb250b3NvLWFwaW1fUmVzdG9yZV9iN2E1YjBjMw==?api-version=2024-05-01"
+)
 
 
 @pytest.mark.parametrize(
     ("recorded", "sent"),
     [
         (f"{ARM}{OP}?api-version=2024-05-01", f"{ARM}{OP}?api-version=2024-05-01"),
+        (RECORDED, RECORDED),
         (f"https://MANAGEMENT.azure.com:443{OP}", f"{ARM}{OP}"),
         (f"HTTPS://management.azure.com{OP}", f"{ARM}{OP}"),
         # Opaque tokens in the query may carry escapes, %2F and %40 included.
