@@ -124,26 +124,16 @@ class Apim:
 
     def describe(self, service: ServiceId) -> ServiceInfo:
         """Tier, state and workspace gateways: what the pre-checks need, in two GETs."""
-        from azure.core.exceptions import AzureError, HttpResponseError
-
-        client = self._client(service)
-        try:
-            answer: Any = client.api_management_service.get(
-                service.resource_group, service.name, cls=_model_and_json
-            )
-            resource, raw = answer
-            links = client.api_management_workspace_links.list_by_service(
-                service.resource_group, service.name
-            )
-            gateways = any(link.gateways for link in links)
-        except HttpResponseError as exc:
-            raise ApimRequestFailed(
-                f"Reading {service.name} from Resource Manager failed: {_reason(exc)}"
-            ) from None
-        except AzureError as exc:
-            raise ApimRequestFailed(
-                f"Resource Manager is unreachable: {type(exc).__name__}"
-            ) from None
+        resource, raw = self._read_service(service)
+        gateways = self._arm_call(
+            service,
+            lambda client: any(
+                link.gateways
+                for link in client.api_management_workspace_links.list_by_service(
+                    service.resource_group, service.name
+                )
+            ),
+        )
         return ServiceInfo(
             sku=str(resource.sku.name),
             provisioning_state=str(resource.provisioning_state or ""),
@@ -153,14 +143,29 @@ class Apim:
 
     def settings_of(self, service: ServiceId) -> dict[str, Any]:
         """The service's manifest settings (allow-listed), in one GET."""
+        return service_settings(self._read_service(service)[1])
+
+    def provisioning_state(self, service: ServiceId) -> str:
+        """The service's provisioning state (one GET): evidence for an unconfirmed start."""
+        return str(self._read_service(service)[0].provisioning_state or "")
+
+    def _read_service(self, service: ServiceId) -> tuple[Any, dict[str, Any]]:
+        """The service's GET: the SDK's model and the JSON it came from."""
+        answer: Any = self._arm_call(  # cls= makes it (model, json); the stubs say model
+            service,
+            lambda client: client.api_management_service.get(
+                service.resource_group, service.name, cls=_model_and_json
+            ),
+        )
+        model, raw = answer
+        return model, raw
+
+    def _arm_call[T](self, service: ServiceId, call: Callable[[ApiManagementClient], T]) -> T:
+        """A read of Resource Manager, its failures turned into ApimRequestFailed."""
         from azure.core.exceptions import AzureError, HttpResponseError
 
-        client = self._client(service)
         try:
-            answer: Any = client.api_management_service.get(
-                service.resource_group, service.name, cls=_model_and_json
-            )
-            raw = answer[1]
+            return call(self._client(service))
         except HttpResponseError as exc:
             raise ApimRequestFailed(
                 f"Reading {service.name} from Resource Manager failed: {_reason(exc)}"
@@ -169,7 +174,6 @@ class Apim:
             raise ApimRequestFailed(
                 f"Resource Manager is unreachable: {type(exc).__name__}"
             ) from None
-        return service_settings(raw)
 
     def diagnostic_settings(self, service: ServiceId) -> list[dict[str, Any]]:
         """The service's Azure Monitor diagnostic settings (allow-listed), in one GET. Needs
@@ -213,24 +217,6 @@ class Apim:
         except ApimRequestFailed as exc:
             log.warning("Diagnostic settings of %s unreadable: %s", service.name, exc.message)
             return None, exc.message
-
-    def provisioning_state(self, service: ServiceId) -> str:
-        """The service's provisioning state (one GET): evidence for an unconfirmed start."""
-        from azure.core.exceptions import AzureError, HttpResponseError
-
-        try:
-            resource = self._client(service).api_management_service.get(
-                service.resource_group, service.name
-            )
-        except HttpResponseError as exc:
-            raise ApimRequestFailed(
-                f"Reading {service.name} from Resource Manager failed: {_reason(exc)}"
-            ) from None
-        except AzureError as exc:
-            raise ApimRequestFailed(
-                f"Resource Manager is unreachable: {type(exc).__name__}"
-            ) from None
-        return str(resource.provisioning_state or "")
 
     def start_backup(self, service: ServiceId, target: StorageTarget, backup_name: str) -> str:
         return self._start("begin_backup", service, target, backup_name)
