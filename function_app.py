@@ -1,5 +1,12 @@
 """The function app: a table of contents. Each trigger parses its input, calls one
-function of the core (``shared``), and turns the core's refusals into responses."""
+function of the core (``shared``), and turns the core's refusals into responses.
+
+Loading this module does only what the decorators need: the worker imports it at every
+cold start, from a read-only package where Python compiles the product's modules anew
+each time. So each trigger imports the core module it calls on its first run (Python
+caches it for the next), and the SDKs load later still, on first use (issue 9;
+docs/performance.md, "Cold start").
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import os
 
 import azure.functions as func
 
-from shared import auth, backups, housekeeping, operations, restores
+from shared import auth
 from shared.http import (
     accepted,
     bool_value,
@@ -19,7 +26,6 @@ from shared.http import (
     refuse_query,
     string_field,
 )
-from shared.model import Trigger
 from shared.runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,8 @@ app = func.FunctionApp(http_auth_level=auth.http_auth_level(os.environ))
 
 @app.timer_trigger(schedule="%BACKUP_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def scheduled_backup(timer: func.TimerRequest) -> None:
+    from shared import backups
+
     if timer.past_due:
         # The host runs a missed schedule once, not once per missed tick; say so.
         log.warning("scheduled_backup is running late (past due)")
@@ -46,12 +54,16 @@ def scheduled_backup(timer: func.TimerRequest) -> None:
 @app.function_name("housekeeping")
 @app.timer_trigger(schedule="%HOUSEKEEPING_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def housekeeping_timer(timer: func.TimerRequest) -> None:
+    from shared import housekeeping
+
     report = housekeeping.run(get_runtime())
     log.info("housekeeping: %s", report.summary())
 
 
 @app.timer_trigger(schedule="%STANDBY_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def standby_sync(timer: func.TimerRequest) -> None:
+    from shared import restores
+
     started = restores.standby_sync(get_runtime())
     log.info("standby_sync started %d restore(s)", len(started))
 
@@ -61,6 +73,9 @@ def standby_sync(timer: func.TimerRequest) -> None:
 
 @app.route(route="backups", methods=["POST"])
 def start_backup(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import backups, operations
+    from shared.model import Trigger
+
     def action() -> func.HttpResponse:
         body = read_json(req, optional=True, fields=("service",))
         service = string_field(
@@ -75,6 +90,8 @@ def start_backup(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="backups", methods=["GET"])
 def list_backups(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import backups
+
     def action() -> func.HttpResponse:
         runtime = get_runtime()
         rows = backups.list_backups(
@@ -91,6 +108,8 @@ def list_backups(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="backups/{backupName}", methods=["GET"])
 def get_backup(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import backups
+
     def action() -> func.HttpResponse:
         name = req.route_params.get("backupName", "")
         return json_response(backups.backup_details(get_runtime(), name))
@@ -100,6 +119,8 @@ def get_backup(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="operations/{operationId}", methods=["GET"])
 def get_operation(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import operations
+
     def action() -> func.HttpResponse:
         progress = operations.get_operation(get_runtime(), req.route_params.get("operationId", ""))
         return accepted(req, progress)
@@ -112,6 +133,9 @@ def get_operation(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="restores", methods=["POST"])
 def start_restore(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import operations, restores
+    from shared.model import Trigger
+
     def action() -> func.HttpResponse:
         refuse_query(req, "dryRun", "'dryRun' goes in the request body of POST /api/restores")
         request = restores.RestoreRequest.from_body(read_json(req))
@@ -130,6 +154,8 @@ def start_restore(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="prune", methods=["POST"])
 def prune(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import housekeeping
+
     def action() -> func.HttpResponse:
         read_json(req, optional=True, fields=())  # dryRun is a query parameter, not a field
         dry_run = bool_value(req.params.get("dryRun"), "dryRun")
@@ -140,6 +166,8 @@ def prune(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
+    from shared import backups
+
     def action() -> func.HttpResponse:
         report = backups.health(get_runtime())
         return json_response(report.body, 200 if report.healthy else 503)

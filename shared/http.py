@@ -6,15 +6,19 @@ import json
 import logging
 import traceback
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from shared import auth, errors
-from shared.operations import Progress
 from shared.runtime import get_runtime
 from shared.settings import ConfigError
+
+if TYPE_CHECKING:
+    # A type only: function_app.py imports this module at load, and the core
+    # (shared.operations and all it imports) loads when a trigger first runs (issue 9).
+    from shared.operations import Progress
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """One process's wiring: settings, clients and adapters, made once and on first use.
 
-The SDK modules are imported here on first use, not at import: a cold start of the
-function app should not pay for the storage and table SDKs before a trigger needs them.
+The SDK modules, and the adapters over them, are imported here on first use, not at
+import: a cold start of the function app should not pay for them (nor compile them)
+before a trigger needs them.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from shared.apim import Apim
 from shared.lazy import cached_property
-from shared.ledger import BackupLedger, OperationStore, ensure_table
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from shared.apim import Apim
     from shared.blobs import BackupBlobs
     from shared.clients import Clients
+    from shared.ledger import BackupLedger, OperationStore
 
 Clock = Callable[[], datetime]
 
@@ -52,6 +53,8 @@ class Runtime:
 
     @cached_property
     def apim(self) -> Apim:
+        from shared.apim import Apim
+
         return Apim(self.clients.apim, self.settings.arm_endpoint)
 
     @cached_property
@@ -62,12 +65,16 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> BackupLedger:
+        from shared.ledger import BackupLedger, ensure_table
+
         table = self.clients.table(self.settings.ledger_table)
         ensure_table(table)
         return BackupLedger(table)
 
     @cached_property
     def operations(self) -> OperationStore:
+        from shared.ledger import OperationStore, ensure_table
+
         table = self.clients.table(self.settings.operations_table)
         ensure_table(table)
         return OperationStore(table)
