@@ -16,7 +16,6 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from shared.naming import ServiceId
-from shared.ncrontab import parse as parse_schedule
 
 # Every setting the product reads, in the order of docs/settings.md. The Bicep check in
 # tests/ compares this tuple with the app settings the templates write.
@@ -219,6 +218,8 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 
 def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
+    from shared.ncrontab import parse as parse_schedule  # read once, when settings are
+
     value = _get(env, name) or default
     # NCRONTAB with seconds, as the Functions timer trigger expects: the host refuses to
     # load a function whose schedule it cannot parse, so refuse it here first, by name.
