@@ -78,6 +78,7 @@ class Crash(BaseException):
 class CrashPlan:
     writes_left: int
     crashed: bool = False
+    where: str = ""  # the write it died before (traced)
 
 
 class CrashingTable:
@@ -93,21 +94,21 @@ class CrashingTable:
 
     def __getattr__(self, name: str) -> Any:
         if self._plan.crashed:
-            raise Crash("the process is dead")
+            raise Crash(f"the process is dead: it crashed {self._plan.where}")
         attr = getattr(self._inner, name)
         if name not in self.WRITES:
             return attr
 
         def write(*args: Any, **kwargs: Any) -> Any:
             if self._plan.writes_left <= 0:
-                self._plan.crashed = True
                 entity = args[0] if args else kwargs.get("entity")
-                where = (
-                    f" of {entity.get('PartitionKey')}/{entity.get('RowKey')}"
-                    if isinstance(entity, dict)
-                    else ""
-                )
-                raise Crash(f"crash before {name}{where}")
+                if isinstance(entity, dict):
+                    where = f" of {entity.get('PartitionKey')}/{entity.get('RowKey')}"
+                else:
+                    where = f" of {'/'.join(map(str, args[:2]))}" if args else ""
+                self._plan.where = f"before {name}{where}"
+                self._plan.crashed = True
+                raise Crash(f"crash {self._plan.where}")
             self._plan.writes_left -= 1
             return attr(*args, **kwargs)
 
