@@ -275,7 +275,7 @@ def test_an_abandoned_row_is_signalled(product: Product, caplog: pytest.LogCaptu
     "writes", [1, 2, 3], ids=["before-the-ledger-row", "before-the-lock", "before-the-debt"]
 )
 def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
-    product: Product, writes: int
+    product: Product, writes: int, caplog: pytest.LogCaptureFixture
 ):
     """The simulated year's night of 2027-10-26: the scheduled backup fails in APIM, and
     the housekeeping tick that polls it dies after saving the operation Failed, before
@@ -302,6 +302,9 @@ def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
         runtime.ledger.table, runtime.operations.table = ledger_table, operations_table
     assert list(runtime.operations.running()) == []  # the Failed verdict was saved
     assert schedule.debts(runtime) == {}  # the debt died with the process
+    # ...but not the signal: it follows the stored verdict at once (nothing polls it again).
+    [failed] = signals(caplog, "BackupFailed")
+    assert failed["service"] == "contoso-apim" and "Disk on fire" in failed["error"]
 
     housekeeping(product, 5)  # 02:10: neither taken nor owed: owed now, and started
     [debt] = schedule.debts(runtime).values()
@@ -314,3 +317,4 @@ def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
     housekeeping(product, 60)  # the night is covered: nothing more is started
     assert len(succeeded(product, "contoso-apim")) == 1
     assert len(product.arm_requests("POST", "/backup")) == 2
+    assert len(signals(caplog, "BackupFailed")) == 1
