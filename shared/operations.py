@@ -134,8 +134,8 @@ def launch(
             status=Status.FAILED, error=exc.message, completed_at=runtime.clock()
         )
         runtime.operations.save(failed)
+        signal_failure(failed)  # before the lock: a crash there must not lose it
         release_lock(runtime, operation)
-        signal_failure(failed)
         raise
     return runtime.operations.save(
         operation.with_changes(operation_url=url, unconfirmed=False, start_error=None)
