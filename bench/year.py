@@ -1,6 +1,7 @@
 """A simulated year: nightly schedules, housekeeping ticks and faults, against the local stack.
 
     .venv/bin/python -m bench.year [--nights 400] [--seed 13]      (or: make year)
+    .venv/bin/python -m bench.year --trace-night 2027-10-26   (what happened that day)
 
 Drives the product (its own functions, a Runtime with a simulated clock) against
 Azurite and the APIM emulator (whose clock moves with the product's) through
@@ -24,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ServiceRequestError
@@ -77,6 +78,7 @@ class Crash(BaseException):
 class CrashPlan:
     writes_left: int
     crashed: bool = False
+    where: str = ""  # the write it died before (traced)
 
 
 class CrashingTable:
@@ -92,15 +94,21 @@ class CrashingTable:
 
     def __getattr__(self, name: str) -> Any:
         if self._plan.crashed:
-            raise Crash("the process is dead")
+            raise Crash(f"the process is dead: it crashed {self._plan.where}")
         attr = getattr(self._inner, name)
         if name not in self.WRITES:
             return attr
 
         def write(*args: Any, **kwargs: Any) -> Any:
             if self._plan.writes_left <= 0:
+                entity = args[0] if args else kwargs.get("entity")
+                if isinstance(entity, dict):
+                    where = f" of {entity.get('PartitionKey')}/{entity.get('RowKey')}"
+                else:
+                    where = f" of {'/'.join(map(str, args[:2]))}" if args else ""
+                self._plan.where = f"before {name}{where}"
                 self._plan.crashed = True
-                raise Crash(f"crash before {name}")
+                raise Crash(f"crash {self._plan.where}")
             self._plan.writes_left -= 1
             return attr(*args, **kwargs)
 
@@ -188,8 +196,12 @@ class Totals:
 
 
 class Year:
-    def __init__(self, stack: LocalStack, nights: int, seed: int) -> None:
+    def __init__(
+        self, stack: LocalStack, nights: int, seed: int, trace: frozenset[date] = frozenset()
+    ) -> None:
         self.stack = stack
+        self.trace_days = trace
+        self.tracing = False
         self.control = stack.control
         self.nights = nights
         self.rng = random.Random(seed)
@@ -306,6 +318,29 @@ class Year:
         elif kind == "operation-fails":
             self.control.fail_next_operation(service, "BackupFailed", "Simulated failure")
 
+    # -- tracing -----------------------------------------------------------------------
+
+    def trace(self, what: str) -> None:
+        """One line of what a traced day did (``--trace-night``): the tick, housekeeping,
+        and every service's ledger rows and debt after it."""
+        if not self.tracing:
+            return
+        print(f"  [{self.clock.now:%Y-%m-%d %H:%M:%S}] {what}")
+        owed = schedule.debts(self.runtime)
+        for service in SERVICES:
+            rows = [
+                f"{r.backup_name.split('-')[-1]}:{r.status.value}"
+                for r in self.runtime.ledger.since(service, self.clock.now - timedelta(hours=30))
+            ]
+            debt = owed.get(service)
+            owes = (
+                f"owed since {debt.since:%m-%d %H:%M} attempts {debt.attempts} "
+                f"next {debt.next_attempt_at:%H:%M} op {debt.operation_id[:8] or '-'}"
+                if debt
+                else "no debt"
+            )
+            print(f"      {service}: {', '.join(rows) or 'no rows'}; {owes}")
+
     # -- running the product ---------------------------------------------------------
 
     def run_tick(self, kinds: list[str]) -> None:
@@ -318,10 +353,12 @@ class Year:
                     started = backups.scheduled_backups(self.runtime)
             else:
                 started = backups.scheduled_backups(self.runtime)
-        except Crash:
+        except Crash as crash:
             self.totals.crashes += 1
             self.totals.tick_failures += 1
+            self.trace(f"scheduled tick {kinds}: crashed ({crash})")
             return
+        self.trace(f"scheduled tick {kinds}: started {[s.backup.backup_name for s in started]}")
         self.totals.scheduled_started += len(started)
         self.totals.scheduled_owed += len(SERVICES) - len(started)
 
@@ -336,13 +373,19 @@ class Year:
                     report = housekeeping.run(self.runtime)
             else:
                 report = housekeeping.run(self.runtime)
-        except Crash:
+        except Crash as crash:
             self.totals.crashes += 1
             self.totals.tick_failures += 1
+            self.trace(f"housekeeping crashed ({crash})")
             return
         except ServiceRequestError:
             self.totals.tick_failures += 1
+            self.trace("housekeeping: storage down")
             return
+        self.trace(
+            f"housekeeping: {report.summary()}; catch-up "
+            f"{[(c.service, c.outcome, c.detail[:60]) for c in report.catch_up]}"
+        )
         self.totals.catch_up_started += sum(c.outcome == "started" for c in report.catch_up)
         for op in report.settled:
             if op.unconfirmed:
@@ -387,6 +430,9 @@ class Year:
         day = START + timedelta(days=index)
         at_0200 = day.replace(hour=2)
         victim = self.rng.choice(SERVICES)
+        self.tracing = day.date() in self.trace_days
+        if self.tracing:
+            print(f"night {index} ({day:%Y-%m-%d}): faults {kinds} on {victim}")
         self.totals.faults.update(kinds)
         if "service-updating" in kinds:
             self.at(at_0200 - timedelta(minutes=5))
@@ -517,12 +563,14 @@ class Year:
                 problems.append(f"{row.backup_name}: APIM succeeded, the ledger says Failed")
 
 
-def simulate(stack: LocalStack, nights: int, seed: int = 13) -> Totals:
+def simulate(
+    stack: LocalStack, nights: int, seed: int = 13, trace: frozenset[date] = frozenset()
+) -> Totals:
     counter = SignalCounter()
     signals_log = logging.getLogger(LOGGER_NAME)
     signals_log.addHandler(counter)
     try:
-        year = Year(stack, nights, seed)
+        year = Year(stack, nights, seed, trace)
         totals = year.run(progress=print if nights >= 100 else None)
     finally:
         signals_log.removeHandler(counter)
@@ -534,6 +582,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.year", description=__doc__)
     parser.add_argument("--nights", type=int, default=400)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--trace-night",
+        action="append",
+        default=[],
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="print what the tick, housekeeping and the debts did that day (repeatable)",
+    )
     args = parser.parse_args(argv)
     logging.getLogger().addHandler(logging.NullHandler())  # the product's own logs: quiet
     import os
@@ -541,7 +597,7 @@ def main(argv: list[str] | None = None) -> None:
     with LocalStack.start() as stack:
         os.environ["REQUESTS_CA_BUNDLE"] = stack.ca_bundle
         print(f"Simulating {args.nights} nights of {len(SERVICES)} services (seed {args.seed})")
-        totals = simulate(stack, args.nights, args.seed)
+        totals = simulate(stack, args.nights, args.seed, frozenset(args.trace_night))
     print("\n".join(totals.lines()))
     if totals.problems:
         raise SystemExit(1)

@@ -134,8 +134,8 @@ def launch(
             status=Status.FAILED, error=exc.message, completed_at=runtime.clock()
         )
         runtime.operations.save(failed)
+        signal_failure(failed)  # before the lock: a crash there must not lose it
         release_lock(runtime, operation)
-        signal_failure(failed)
         raise
     return runtime.operations.save(
         operation.with_changes(operation_url=url, unconfirmed=False, start_error=None)
@@ -230,6 +230,17 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     except Conflict:
         latest = runtime.operations.get(operation.operation_id)
         return Progress(latest or settled, 0)
+    # Signalled as soon as the verdict is stored: nothing settles this operation again,
+    # so a process that dies in the writes below must not take the signal with it.
+    if poll.url_rejected:
+        signals.emit(
+            signals.Signal.OPERATION_URL_REJECTED,
+            service=settled.service,
+            operationId=settled.operation_id,
+            reason=poll.error or "",
+        )
+    if settled.status is Status.FAILED:
+        signal_failure(settled)
     settle_ledger_row(runtime, settled, size)
     release_lock(runtime, settled)
     log.info(
@@ -240,15 +251,7 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
         settled.status.value,
         f": {error}" if error else "",
     )
-    if poll.url_rejected:
-        signals.emit(
-            signals.Signal.OPERATION_URL_REJECTED,
-            service=settled.service,
-            operationId=settled.operation_id,
-            reason=poll.error or "",
-        )
     if settled.status is Status.FAILED:
-        signal_failure(settled)
         schedule.note_failed(runtime, settled)
     return Progress(settled, 0)
 

@@ -25,7 +25,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared import errors, ncrontab, signals
-from shared.model import BACKUP_LIFETIME, OperationKind, OperationRecord, Status, Trigger, utc
+from shared.model import (
+    BACKUP_LIFETIME,
+    BackupRecord,
+    OperationKind,
+    OperationRecord,
+    Status,
+    Trigger,
+    utc,
+)
 from shared.naming import ServiceId
 
 if TYPE_CHECKING:
@@ -185,23 +193,14 @@ def record_missed(
     return debt
 
 
-def _has_backup_since(runtime: Runtime, service: str, since: datetime, live: bool) -> bool:
-    """A Succeeded backup of ``service`` created at or after ``since``; with ``live``, a
-    Running one whose operation is still running counts too (a Running row without a
-    live operation is a start that died half-way: it will never finish)."""
+def _has_backup_since(runtime: Runtime, service: str, since: datetime) -> bool:
+    """A Succeeded backup of ``service`` created at or after ``since``."""
     # A RowKey range (backup names sort by time): flat in the ledger's history.
-    for row in runtime.ledger.since(service, since):
-        if row.status is Status.SUCCEEDED:
-            return True
-        if live and row.status is Status.RUNNING and row.operation_id:
-            operation = runtime.operations.get(row.operation_id)
-            if operation is not None and operation.is_running:
-                return True
-    return False
+    return any(r.status is Status.SUCCEEDED for r in runtime.ledger.since(service, since))
 
 
 def is_paid(runtime: Runtime, debt: Debt) -> bool:
-    return _has_backup_since(runtime, debt.service, debt.since, live=False)
+    return _has_backup_since(runtime, debt.service, debt.since)
 
 
 # The scheduled tick -----------------------------------------------------------------
@@ -288,9 +287,14 @@ class CatchUp:
 
 
 def _infer_missed_run(runtime: Runtime, owed: dict[str, Debt]) -> None:
-    """The schedule fired but its run left no mark: every service without a backup since
-    then and without a debt owes one."""
+    """Once the schedule's last run is TICK_SLACK past, every service with neither a
+    Succeeded backup since then, nor a running one, nor a debt owes one: its run never
+    happened or died half-way (no mark since), or it started and ended Failed in a
+    housekeeping tick that died before noting the debt (the operation row is the only
+    write that survived). When every service has its backup, the mark says so
+    (``Covered``), and later ticks of the day cost no ledger read."""
     from azure.core.exceptions import ResourceNotFoundError
+    from azure.data.tables import UpdateMode
 
     try:
         mark = runtime.operations.table.get_entity(TICK_PARTITION, TICK_ROW)
@@ -302,20 +306,50 @@ def _infer_missed_run(runtime: Runtime, owed: dict[str, Debt]) -> None:
     except ValueError as exc:
         log.warning("BACKUP_SCHEDULE not understood (%s): missed runs are not detected", exc)
         return
-    if due is None or utc(mark["RanAt"]) >= due or now - due < TICK_SLACK:
+    if due is None or now - due < TICK_SLACK:
         return
+    covered = mark.get("Covered")
+    if covered is not None and utc(covered) >= due:
+        return
+    ran = utc(mark["RanAt"]) >= due
+    all_covered = True
     for service in runtime.settings.apim_services:
-        if service.key in owed:
+        rows = list(runtime.ledger.since(service.key, due))
+        if any(r.status is Status.SUCCEEDED for r in rows):
             continue
-        if _has_backup_since(runtime, service.key, due, live=True):
+        all_covered = False
+        if service.key in owed or _any_live(runtime, rows):
             continue
-        error = f"The scheduled run of {_iso(due)} did not start it (it did not run or finish)"
+        failed = [r.error for r in rows if r.status is Status.FAILED and r.error]
+        if not ran:
+            error = f"The scheduled run of {_iso(due)} did not start it (it did not run or finish)"
+        else:
+            error = failed[-1] if failed else f"The scheduled run of {_iso(due)} left no backup"
         debt = Debt(service.key, service.resource_id, due, 0, error, now)
         _save(runtime, debt)
-        log.warning("Scheduled backup of %s missed at %s; owed", service.name, _iso(due))
+        log.warning("Scheduled backup of %s of %s not taken; owed", service.name, _iso(due))
         stored = get_debt(runtime, service.key)
         if stored is not None:
             owed[service.key] = stored
+    if all_covered:
+        try:
+            runtime.operations.table.upsert_entity(
+                {"PartitionKey": TICK_PARTITION, "RowKey": TICK_ROW, "Covered": utc(due)},
+                mode=UpdateMode.MERGE,
+            )
+        except Exception:
+            log.exception("Could not mark the scheduled run as covered; the next tick looks again")
+
+
+def _any_live(runtime: Runtime, rows: list[BackupRecord]) -> bool:
+    """A Running row whose operation is still running (a Running row without a live
+    operation is a start that died half-way: it will never finish)."""
+    for row in rows:
+        if row.status is Status.RUNNING and row.operation_id:
+            operation = runtime.operations.get(row.operation_id)
+            if operation is not None and operation.is_running:
+                return True
+    return False
 
 
 def catch_up(runtime: Runtime) -> list[CatchUp]:

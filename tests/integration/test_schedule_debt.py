@@ -269,3 +269,52 @@ def test_an_abandoned_row_is_signalled(product: Product, caplog: pytest.LogCaptu
     [signal] = signals(caplog, "BackupFailed")
     assert signal["backupName"] == "contoso-apim-20200101T000000Z.apimbackup"
     assert "Abandoned" in signal["error"]
+
+
+@pytest.mark.parametrize(
+    "writes", [1, 2, 3], ids=["before-the-ledger-row", "before-the-lock", "before-the-debt"]
+)
+def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
+    product: Product, writes: int, caplog: pytest.LogCaptureFixture
+):
+    """The simulated year's night of 2027-10-26: the scheduled backup fails in APIM, and
+    the housekeeping tick that polls it dies after saving the operation Failed, before
+    its ledger row, the lock or the debt. The tick had left its mark, so no run was
+    missed; the night's backup must still be owed and caught up."""
+    from bench.year import Crash, CrashingTable, CrashPlan
+    from shared import housekeeping as core
+
+    runtime = product.reconfigure(APIM_SERVICES=product.stack.service_id("contoso-apim"))
+    at_0200(product)
+    product.stack.control.fail_next_operation("contoso-apim", "BackupFailed", "Disk on fire")
+    function_app.scheduled_backup(TimerRequest())  # started, and the run's mark written
+    assert schedule.debts(runtime) == {}
+
+    product.clock.now += timedelta(minutes=5)
+    plan = CrashPlan(writes)  # the operation row's verdict is the first write
+    ledger_table, operations_table = runtime.ledger.table, runtime.operations.table
+    runtime.ledger.table = CrashingTable(ledger_table, plan)  # type: ignore[assignment]
+    runtime.operations.table = CrashingTable(operations_table, plan)  # type: ignore[assignment]
+    try:
+        with pytest.raises(Crash):
+            core.run(runtime)
+    finally:
+        runtime.ledger.table, runtime.operations.table = ledger_table, operations_table
+    assert list(runtime.operations.running()) == []  # the Failed verdict was saved
+    assert schedule.debts(runtime) == {}  # the debt died with the process
+    # ...but not the signal: it follows the stored verdict at once (nothing polls it again).
+    [failed] = signals(caplog, "BackupFailed")
+    assert failed["service"] == "contoso-apim" and "Disk on fire" in failed["error"]
+
+    housekeeping(product, 5)  # 02:10: neither taken nor owed: owed now, and started
+    [debt] = schedule.debts(runtime).values()
+    assert debt.since == product.clock.now - timedelta(minutes=10) and debt.operation_id
+    assert "Disk on fire" in debt.last_error
+    housekeeping(product, 5)  # 02:15: the catch-up has succeeded; the debt is paid
+    assert len(succeeded(product, "contoso-apim")) == 1
+    assert schedule.debts(runtime) == {}
+    assert health()[0] == 200
+    housekeeping(product, 60)  # the night is covered: nothing more is started
+    assert len(succeeded(product, "contoso-apim")) == 1
+    assert len(product.arm_requests("POST", "/backup")) == 2
+    assert len(signals(caplog, "BackupFailed")) == 1

@@ -78,6 +78,28 @@ def test_throttled_past_the_budget_gives_up_without_starting(product: Product, w
     assert product.runtime.operations.lock_holder("contoso-apim") is None
 
 
+def test_a_refused_start_is_signalled_even_if_the_process_dies_before_the_lock(
+    product: Product, waits: list[float], caplog: pytest.LogCaptureFixture
+):
+    """The Failed row is stored, then the process dies freeing the lock: nothing settles
+    that start again, so its BackupFailed must already be out."""
+    product.stack.control.inject_fault(
+        method="POST", path_contains="/backup", status=429, retry_after=1, times=3
+    )
+    store = product.runtime.operations
+
+    def dying_release(service: str, operation_id: str) -> None:
+        raise KeyboardInterrupt("simulated crash")  # no handler catches it
+
+    store.release = dying_release  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    [operation] = list(store.all())
+    assert operation.status is Status.FAILED
+    failed = [r.getMessage() for r in caplog.records if "SIGNAL BackupFailed" in r.getMessage()]
+    assert len(failed) == 1 and operation.operation_id in failed[0]
+
+
 def test_at_most_three_tries(product: Product, waits: list[float]):
     product.stack.control.inject_fault(
         method="POST", path_contains="/backup", status=429, retry_after=1, times=5
