@@ -49,6 +49,8 @@ up: deps
 lint: $(PY)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m scripts.house
 
 typecheck: $(PY)
 	$(PY) -m mypy

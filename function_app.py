@@ -15,8 +15,8 @@ import os
 
 import azure.functions as func
 
-from shared import auth
-from shared.http import (
+from shared.api import auth
+from shared.api.http import (
     accepted,
     bool_value,
     handle,
@@ -42,7 +42,7 @@ app = func.FunctionApp(http_auth_level=auth.http_auth_level(os.environ))
 
 @app.timer_trigger(schedule="%BACKUP_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def scheduled_backup(timer: func.TimerRequest) -> None:
-    from shared import backups
+    from shared.jobs import backups
 
     if timer.past_due:
         # The host runs a missed schedule once, not once per missed tick; say so.
@@ -54,7 +54,7 @@ def scheduled_backup(timer: func.TimerRequest) -> None:
 @app.function_name("housekeeping")
 @app.timer_trigger(schedule="%HOUSEKEEPING_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def housekeeping_timer(timer: func.TimerRequest) -> None:
-    from shared import housekeeping
+    from shared.jobs import housekeeping
 
     report = housekeeping.run(get_runtime())
     log.info("housekeeping: %s", report.summary())
@@ -62,7 +62,7 @@ def housekeeping_timer(timer: func.TimerRequest) -> None:
 
 @app.timer_trigger(schedule="%STANDBY_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def standby_sync(timer: func.TimerRequest) -> None:
-    from shared import restores
+    from shared.jobs import restores
 
     started = restores.standby_sync(get_runtime())
     log.info("standby_sync started %d restore(s)", len(started))
@@ -73,8 +73,8 @@ def standby_sync(timer: func.TimerRequest) -> None:
 
 @app.route(route="backups", methods=["POST"])
 def start_backup(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import backups, operations
-    from shared.model import Trigger
+    from shared.jobs import backups, operations
+    from shared.rules.model import Trigger
 
     def action() -> func.HttpResponse:
         body = read_json(req, optional=True, fields=("service",))
@@ -90,7 +90,7 @@ def start_backup(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="backups", methods=["GET"])
 def list_backups(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import backups
+    from shared.jobs import backups
 
     def action() -> func.HttpResponse:
         runtime = get_runtime()
@@ -108,7 +108,7 @@ def list_backups(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="backups/{backupName}", methods=["GET"])
 def get_backup(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import backups
+    from shared.jobs import backups
 
     def action() -> func.HttpResponse:
         name = req.route_params.get("backupName", "")
@@ -119,7 +119,7 @@ def get_backup(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="operations/{operationId}", methods=["GET"])
 def get_operation(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import operations
+    from shared.jobs import operations
 
     def action() -> func.HttpResponse:
         progress = operations.get_operation(get_runtime(), req.route_params.get("operationId", ""))
@@ -133,8 +133,8 @@ def get_operation(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="restores", methods=["POST"])
 def start_restore(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import operations, restores
-    from shared.model import Trigger
+    from shared.jobs import operations, restores
+    from shared.rules.model import Trigger
 
     def action() -> func.HttpResponse:
         refuse_query(req, "dryRun", "'dryRun' goes in the request body of POST /api/restores")
@@ -154,7 +154,7 @@ def start_restore(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="prune", methods=["POST"])
 def prune(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import housekeeping
+    from shared.jobs import housekeeping
 
     def action() -> func.HttpResponse:
         read_json(req, optional=True, fields=())  # dryRun is a query parameter, not a field
@@ -166,7 +166,7 @@ def prune(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    from shared import backups
+    from shared.jobs import backups
 
     def action() -> func.HttpResponse:
         report = backups.health(get_runtime())

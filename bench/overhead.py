@@ -51,7 +51,12 @@ FLEET = 50
 ARM_LATENCY = 0.2  # seconds per Resource Manager request, as the issue measured
 COLD_RUNS = 15
 # The core modules the triggers import on their first run (function_app.py).
-CORE_MODULES = ("shared.backups", "shared.restores", "shared.housekeeping", "shared.operations")
+CORE_MODULES = (
+    "shared.jobs.backups",
+    "shared.jobs.restores",
+    "shared.jobs.housekeeping",
+    "shared.jobs.operations",
+)
 PRUNE_SIZE = 1_000
 DELETE_ROWS = 3_000
 
@@ -98,10 +103,10 @@ class Product:
             del sys.modules[name]
         self.runtime_mod = importlib.import_module("shared.runtime")
         self.settings_mod = importlib.import_module("shared.settings")
-        self.model = importlib.import_module("shared.model")
-        self.naming = importlib.import_module("shared.naming")
-        self.backups = importlib.import_module("shared.backups")
-        self.housekeeping = importlib.import_module("shared.housekeeping")
+        self.model = importlib.import_module("shared.rules.model")
+        self.naming = importlib.import_module("shared.rules.naming")
+        self.backups = importlib.import_module("shared.jobs.backups")
+        self.housekeeping = importlib.import_module("shared.jobs.housekeeping")
         loaded = Path(self.runtime_mod.__file__ or "").resolve()
         assert loaded.is_relative_to(directory.resolve()), f"product loaded from {loaded}"
 
@@ -204,7 +209,7 @@ def measure_deletion(product: Product, stack: LocalStack) -> list[Row]:
         ]
         for start in range(0, len(rows), 100):
             table.submit_transaction([("create", r.to_entity()) for r in rows[start : start + 100]])
-    history = importlib.import_module("shared.history")
+    history = importlib.import_module("shared.jobs.history")
     with count_requests() as sent:
         started = time.perf_counter()
         result = history.delete_old_rows(runtime, force=True)
@@ -388,7 +393,7 @@ def measure_cold(product_dir: Path) -> list[Row]:
             ("bytecode cached", "cold", product_dir, base, "function_app"),
             ("compiled from source", "cold_source", Path(fresh), source_env, "function_app"),
             # What the lazy imports defer, not remove: a first trigger run compiles the
-            # core it imports (health and the backup routes: shared.backups and most of
+            # core it imports (health and the backup routes: shared.jobs.backups and most of
             # shared/ under it; the timers: housekeeping, restores).
             (
                 "compiled from source, with the core a first trigger run loads",

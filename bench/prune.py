@@ -28,9 +28,9 @@ from azure.data.tables import TableClient, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from devstack.azurite import DEV_ACCOUNT, Azurite
-from shared.model import BackupRecord, Status, Trigger
-from shared.naming import backup_name
-from shared.pruning import TABLE_BATCH_SIZE, read_ledger, run_pruning
+from shared.jobs.pruning import TABLE_BATCH_SIZE, read_ledger, run_pruning
+from shared.rules.model import BackupRecord, Status, Trigger
+from shared.rules.naming import backup_name
 
 if TYPE_CHECKING:
     from azure.core.rest import HttpRequest as RestHttpRequest

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from shared import errors
-from shared.http import MAX_BODY_BYTES, MAX_JSON_DEPTH, nesting_exceeds, read_json
+from shared.api.http import MAX_BODY_BYTES, MAX_JSON_DEPTH, nesting_exceeds, read_json
+from shared.rules import errors
 
 
 def per_call_ms(action: Callable[[], object], number: int) -> float:

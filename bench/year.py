@@ -31,11 +31,11 @@ from typing import Any
 from azure.core.exceptions import ServiceRequestError
 
 from devstack.stack import LocalStack
-from shared import backups, housekeeping, schedule
-from shared.manifest import backup_of_manifest
-from shared.model import Status, Trigger
-from shared.naming import is_backup_name, parse_backup_name
-from shared.pruning import ORPHAN_MIN_AGE
+from shared.jobs import backups, housekeeping, schedule
+from shared.jobs.pruning import ORPHAN_MIN_AGE
+from shared.rules.manifest import backup_of_manifest
+from shared.rules.model import Status, Trigger
+from shared.rules.naming import is_backup_name, parse_backup_name
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.signals import LOGGER_NAME

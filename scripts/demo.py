@@ -32,11 +32,11 @@ from azure.storage.blob import BlobServiceClient
 
 import function_app
 from devstack.stack import EmulatorControl, LocalStack
-from shared import backups, operations
 from shared.__main__ import format_table
-from shared.manifest import manifest_blob_name
-from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
-from shared.naming import backup_name
+from shared.jobs import backups, operations
+from shared.rules.manifest import manifest_blob_name
+from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.rules.naming import backup_name
 from shared.runtime import get_runtime, set_runtime
 
 # Both have a system-assigned identity (the default BACKUP_ACCESS_TYPE) and a tier that

@@ -26,8 +26,9 @@ from typing import Any, TextIO
 
 from azure.core.exceptions import AzureError
 
-from shared import backups, errors, housekeeping, operations, restores
-from shared.model import BackupRecord, OperationRecord, Trigger
+from shared.jobs import backups, housekeeping, operations, restores
+from shared.rules import errors
+from shared.rules.model import BackupRecord, OperationRecord, Trigger
 from shared.runtime import Runtime, get_runtime
 from shared.settings import ConfigError
 

@@ -19,10 +19,10 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-    from shared.apim import Apim
-    from shared.blobs import BackupBlobs
-    from shared.clients import Clients
-    from shared.ledger import BackupLedger, OperationStore
+    from shared.adapters.apim import Apim
+    from shared.adapters.blobs import BackupBlobs
+    from shared.adapters.clients import Clients
+    from shared.adapters.ledger import BackupLedger, OperationStore
 
 Clock = Callable[[], datetime]
 
@@ -47,25 +47,25 @@ class Runtime:
 
     @cached_property
     def clients(self) -> Clients:
-        from shared.clients import Clients
+        from shared.adapters.clients import Clients
 
         return Clients(self.settings, self._arm_credential)
 
     @cached_property
     def apim(self) -> Apim:
-        from shared.apim import Apim
+        from shared.adapters.apim import Apim
 
         return Apim(self.clients.apim, self.settings.arm_endpoint)
 
     @cached_property
     def blobs(self) -> BackupBlobs:
-        from shared.blobs import BackupBlobs
+        from shared.adapters.blobs import BackupBlobs
 
         return BackupBlobs(self.clients.blob_service, self.settings.container)
 
     @cached_property
     def ledger(self) -> BackupLedger:
-        from shared.ledger import BackupLedger, ensure_table
+        from shared.adapters.ledger import BackupLedger, ensure_table
 
         table = self.clients.table(self.settings.ledger_table)
         ensure_table(table)
@@ -73,7 +73,7 @@ class Runtime:
 
     @cached_property
     def operations(self) -> OperationStore:
-        from shared.ledger import OperationStore, ensure_table
+        from shared.adapters.ledger import OperationStore, ensure_table
 
         table = self.clients.table(self.settings.operations_table)
         ensure_table(table)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from shared.naming import ServiceId
+from shared.rules.naming import ServiceId, find_service
+from shared.rules.service import AccessType
 
 # Every setting the product reads, in the order of docs/settings.md. The Bicep check in
 # tests/ compares this tuple with the app settings the templates write.
@@ -65,16 +66,8 @@ class ConfigError(ValueError):
         self.setting = setting
 
 
-class AccessType(StrEnum):
-    """How APIM itself reaches the backup storage account."""
-
-    SYSTEM_ASSIGNED = "SystemAssignedManagedIdentity"
-    USER_ASSIGNED = "UserAssignedManagedIdentity"
-    ACCESS_KEY = "AccessKey"
-
-
 class ApiAuth(StrEnum):
-    """Who may call the HTTP API (shared/auth.py)."""
+    """Who may call the HTTP API (shared/api/auth.py)."""
 
     FUNCTION_KEY = "functionKey"  # the Functions host checks function keys
     ENTRA = "entra"  # App Service authentication (Entra ID) in front; routes anonymous
@@ -157,18 +150,10 @@ class Settings:
 
     def find_service(self, name_or_id: str) -> ServiceId | None:
         """The configured service with this name or resource ID (case-insensitive)."""
-        return _find(self.apim_services, name_or_id)
+        return find_service(self.apim_services, name_or_id)
 
     def find_restore_target(self, name_or_id: str) -> ServiceId | None:
-        return _find(self.restore_targets, name_or_id)
-
-
-def _find(services: tuple[ServiceId, ...], name_or_id: str) -> ServiceId | None:
-    wanted = name_or_id.strip().lower()
-    for service in services:
-        if wanted in (service.name.lower(), service.resource_id.lower()):
-            return service
-    return None
+        return find_service(self.restore_targets, name_or_id)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -218,7 +203,7 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 
 def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
-    from shared.ncrontab import parse as parse_schedule  # read once, when settings are
+    from shared.rules.ncrontab import parse as parse_schedule  # read once, when settings are
 
     value = _get(env, name) or default
     # NCRONTAB with seconds, as the Functions timer trigger expects: the host refuses to
@@ -326,10 +311,10 @@ def _standby_pairs(
             raise ConfigError(
                 "STANDBY_PAIRS", f"expected '<source>=><standby>', got '{item.strip()}'"
             )
-        source = _find(sources, left)
+        source = find_service(sources, left)
         if source is None:
             raise ConfigError("STANDBY_PAIRS", f"source '{left.strip()}' is not in APIM_SERVICES")
-        standby = _find(targets, right)
+        standby = find_service(targets, right)
         if standby is None:
             raise ConfigError(
                 "STANDBY_PAIRS", f"standby '{right.strip()}' is not in RESTORE_TARGETS"

@@ -13,7 +13,7 @@ from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestorePar
 
 from devstack.azurite import DEV_ACCOUNT
 from devstack.stack import LocalStack
-from shared.credentials import EMULATOR_TOKEN, EmulatorCredential
+from shared.adapters.credentials import EMULATOR_TOKEN, EmulatorCredential
 
 RG = "rg-apim"
 CONTAINER = "emulator-tests"

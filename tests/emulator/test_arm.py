@@ -8,7 +8,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from devstack.stack import LocalStack
-from shared.credentials import EMULATOR_TOKEN
+from shared.adapters.credentials import EMULATOR_TOKEN
 from tests.emulator import RG, arm_get, make_client
 
 pytestmark = pytest.mark.stack

@@ -14,7 +14,7 @@ from azure.storage.blob import BlobServiceClient, CorsRule
 
 from devstack.azurite import DEV_KEY
 from devstack.stack import LocalStack
-from shared.armurl import arm_poll_url
+from shared.rules.armurl import arm_poll_url
 from tests.emulator import CONTAINER, RG, USER_CLIENT_ID, arm_get, make_client, params
 
 pytestmark = pytest.mark.stack

@@ -400,13 +400,13 @@ def test_each_apim_identity_only_reaches_its_own_backups() -> None:
     main = (INFRA / "main.bicep").read_text()
     block = main.split("module apimSystemIdentityStorageRoles", 1)[1].split("\nmodule ", 1)[0]
     assert "'app/container-roles.bicep'" in block
-    # Backup names are '<service>-<timestamp>Z.apimbackup' (shared/naming.py).
+    # Backup names are '<service>-<timestamp>Z.apimbackup' (shared/rules/naming.py).
     assert "blobPrefix: '${last(split(id, '/'))}-'" in block
     # A restore target restores other services' backups with its own identity: it reads
     # (never writes) the backups of every source service.
     assert "readPrefixes: contains(restoreIdsLower, id) ? sourcePrefixes : []" in block
     assert "var sourcePrefixes = [for id in apimIdsLower: '${last(split(id, '/'))}-']" in main
-    from shared.naming import backup_name
+    from shared.rules.naming import backup_name
 
     assert backup_name("contoso-apim", datetime.now(UTC)).startswith("contoso-apim-")
     # Data roles on the backup account never cover the whole account: the only

@@ -11,10 +11,10 @@ from azure.data.tables import EdmType
 from azure.functions.timer import TimerRequest
 
 import function_app
-from shared.backups import start_backup
-from shared.housekeeping import settle_stranded_rows
-from shared.model import Status, Trigger
-from shared.operations import finish_running
+from shared.jobs.backups import start_backup
+from shared.jobs.housekeeping import settle_stranded_rows
+from shared.jobs.operations import finish_running
+from shared.rules.model import Status, Trigger
 from tests.integration.conftest import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
@@ -269,7 +269,7 @@ def test_transient_poll_errors_leave_the_operation_running(product: Product):
 
 
 def test_abandoned_running_row_is_failed_by_housekeeping(product: Product):
-    from shared.model import BackupRecord
+    from shared.rules.model import BackupRecord
 
     record = BackupRecord(
         service="contoso-apim",
@@ -380,7 +380,7 @@ def test_a_crash_between_operation_and_ledger_is_repaired(product: Product):
 def test_a_start_never_recorded_frees_the_service(product: Product):
     """A crash after the operation row but before its URL was saved: after the grace
     period the operation fails and the lock is free, instead of holding it for hours."""
-    from shared.operations import LOCK_GRACE
+    from shared.jobs.operations import LOCK_GRACE
 
     product.stack.control.set_duration(600)
     started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
@@ -396,9 +396,9 @@ def test_a_start_never_recorded_frees_the_service(product: Product):
 
 
 def test_no_free_name_in_a_minute_is_a_distinct_error(product: Product):
-    from shared.backups import MAX_NAME_ATTEMPTS
-    from shared.model import BackupRecord
-    from shared.naming import backup_name
+    from shared.jobs.backups import MAX_NAME_ATTEMPTS
+    from shared.rules.model import BackupRecord
+    from shared.rules.naming import backup_name
 
     product.clock.now = product.clock.now.replace(microsecond=0)
     for second in range(MAX_NAME_ATTEMPTS):
@@ -438,7 +438,7 @@ def test_an_auth_or_not_found_poll_does_not_fail_a_running_backup(product: Produ
 
 
 def test_a_row_settled_before_its_url_is_noted_keeps_its_outcome(product: Product):
-    from shared.backups import _record_url
+    from shared.jobs.backups import _record_url
 
     started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)
     finish_running(product.runtime)  # settles the row: the etag in hand is now stale

@@ -12,9 +12,9 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared.backups import start_backup
-from shared.model import Trigger
-from shared.operations import finish_running
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.rules.model import Trigger
 from tests.funchost import FunctionHost, client_principal, http_routes
 from tests.integration.conftest import Product
 

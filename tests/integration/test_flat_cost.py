@@ -14,10 +14,10 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from devstack.counting import count_requests
-from shared import backups, history, housekeeping
-from shared.ledger import ensure_table
-from shared.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
-from shared.naming import backup_name
+from shared.adapters.ledger import ensure_table
+from shared.jobs import backups, history, housekeeping
+from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
+from shared.rules.naming import backup_name
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.integration.conftest import Product

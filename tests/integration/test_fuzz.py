@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import function_app
-from shared.http import MAX_BODY_BYTES
+from shared.api.http import MAX_BODY_BYTES
 from tests.funchost import FunctionHost
 from tests.integration.conftest import Product, http
 

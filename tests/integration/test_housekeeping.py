@@ -11,10 +11,10 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.__main__ import main as cli
-from shared.backups import start_backup
-from shared.model import Status, Trigger
-from shared.operations import finish_running
-from shared.restores import RestoreRequest, start_restore
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.jobs.restores import RestoreRequest, start_restore
+from shared.rules.model import Status, Trigger
 from tests.integration.conftest import Product, http
 
 pytestmark = pytest.mark.stack

@@ -35,11 +35,11 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devstack.azurite import DEV_ACCOUNT, Azurite
 from devstack.stack import LocalStack
-from shared.backups import start_backup
-from shared.housekeeping import prune_now
-from shared.model import BackupRecord, Status, Trigger
-from shared.naming import backup_name
-from shared.operations import finish_running
+from shared.jobs.backups import start_backup
+from shared.jobs.housekeeping import prune_now
+from shared.jobs.operations import finish_running
+from shared.rules.model import BackupRecord, Status, Trigger
+from shared.rules.naming import backup_name
 from shared.runtime import Runtime, set_runtime, utc_now
 from shared.settings import Settings
 

@@ -14,11 +14,11 @@ from azure.storage.blob import BlobLeaseClient
 
 import function_app
 from shared.__main__ import main as cli
-from shared.backups import start_backup
-from shared.model import Status, Trigger
-from shared.naming import backup_name
-from shared.operations import finish_running
-from shared.restores import standby_sync
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.jobs.restores import standby_sync
+from shared.rules.model import Status, Trigger
+from shared.rules.naming import backup_name
 from tests.emulator import arm_get
 from tests.integration.conftest import Product, body_of, get_operation, http
 
@@ -298,7 +298,7 @@ def test_standby_sync_into_a_standby_with_other_settings_gives_the_exact_drift(
     (operation,) = standby_sync(product.runtime)
     product.stack.control.advance_clock(61)
 
-    with caplog.at_level(logging.WARNING, logger="shared.drift"):
+    with caplog.at_level(logging.WARNING, logger="shared.jobs.drift"):
         function_app.housekeeping_timer(TimerRequest())
 
     done = product.runtime.operations.get(operation.operation_id)
@@ -308,7 +308,7 @@ def test_standby_sync_into_a_standby_with_other_settings_gives_the_exact_drift(
     assert response.status_code == 200
     assert body_of(response)["drift"] == EXPECTED_DRIFT
     assert body_of(response)["driftError"] is None
-    logged = [r.getMessage() for r in caplog.records if r.name == "shared.drift"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "shared.jobs.drift"]
     assert len(logged) == 1
     assert f"Restore of {name} into contoso-standby (standby): 6 setting(s) differ" in logged[0]
     assert "TLS 1.0 is enabled on the source, not on the target" in logged[0]

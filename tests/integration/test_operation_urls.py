@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.backups import start_backup
-from shared.model import Status, Trigger
+from shared.jobs.backups import start_backup
+from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
 from tests.integration.conftest import Product, body_of, get_operation
 

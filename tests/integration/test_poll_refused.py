@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from shared.apim import POLL_ACTION
-from shared.backups import start_backup
-from shared.model import Status, Trigger
-from shared.restores import RestoreRequest, start_restore
+from shared.adapters.apim import POLL_ACTION
+from shared.jobs.backups import start_backup
+from shared.jobs.restores import RestoreRequest, start_restore
+from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
 from tests.integration.conftest import Product, body_of, get_operation
 
@@ -68,7 +68,7 @@ def test_a_refused_poll_stays_running_then_times_out_naming_the_refusal(
     assert body_of(running)["status"] == "Running"
     [poll] = product.arm_requests("GET", "/operationresults/")
     assert poll["status"] == 403  # the refusal really came from the stack
-    [warning] = [r for r in caplog.records if r.name == "shared.apim"]
+    [warning] = [r for r in caplog.records if r.name == "shared.adapters.apim"]
     assert warning.levelno == logging.WARNING
     logged = warning.getMessage()
     assert f"403 AuthorizationFailed: {message}" in logged

@@ -14,9 +14,7 @@ from azure.storage.blob import ContainerClient
 
 from bench.prune import CountingTransport
 from devstack.azurite import DEV_ACCOUNT, Azurite
-from shared.model import BackupRecord, Status, Trigger
-from shared.naming import backup_name
-from shared.pruning import (
+from shared.jobs.pruning import (
     PrunePlan,
     PruneResult,
     list_blob_names,
@@ -25,6 +23,8 @@ from shared.pruning import (
     reconcile,
     run_pruning,
 )
+from shared.rules.model import BackupRecord, Status, Trigger
+from shared.rules.naming import backup_name
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SERVICE = "contoso-apim"

@@ -16,9 +16,9 @@ from datetime import timedelta
 import pytest
 
 import function_app
-from shared.backups import start_backup
-from shared.model import Trigger
-from shared.operations import finish_running
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.rules.model import Trigger
 from tests.integration.conftest import Product, body_of, http
 
 pytestmark = pytest.mark.stack
@@ -68,7 +68,7 @@ def test_a_refused_delete_is_reported_and_pruned_once_the_hold_ends(product: Pro
 
 
 def test_housekeeping_goes_on_when_pruning_is_refused(product: Product):
-    from shared import housekeeping
+    from shared.jobs import housekeeping
 
     held = backed_up(product, "contoso-apim")
     container = product.blob_service.get_container_client(product.runtime.settings.container)

@@ -10,10 +10,10 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from shared.backups import start_backup
-from shared.model import OperationKind, Status, Trigger
-from shared.operations import finish_running
-from shared.restores import RestoreRequest, standby_sync, start_restore
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.jobs.restores import RestoreRequest, standby_sync, start_restore
+from shared.rules.model import OperationKind, Status, Trigger
 from tests.integration.conftest import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack

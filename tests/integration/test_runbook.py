@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.backups import start_backup
-from shared.model import Status, Trigger
-from shared.operations import finish_running
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.rules.model import Status, Trigger
 from tests.integration.conftest import Product
 from tests.runbook_client import RecordingHost, Seen, StubServer, easy_auth_host, run_client
 

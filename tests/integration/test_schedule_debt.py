@@ -13,11 +13,11 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from devstack.stack import LocalStack
-from shared import schedule
-from shared.backups import start_backup
-from shared.model import Status, Trigger
-from shared.operations import finish_running
-from shared.restores import RestoreRequest, start_restore
+from shared.jobs import schedule
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.jobs.restores import RestoreRequest, start_restore
+from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
 from tests.emulator import RG, make_client, params
 from tests.integration.conftest import Product, body_of, get_operation, http
@@ -282,7 +282,7 @@ def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
     its ledger row, the lock or the debt. The tick had left its mark, so no run was
     missed; the night's backup must still be owed and caught up."""
     from bench.year import Crash, CrashingTable, CrashPlan
-    from shared import housekeeping as core
+    from shared.jobs import housekeeping as core
 
     runtime = product.reconfigure(APIM_SERVICES=product.stack.service_id("contoso-apim"))
     at_0200(product)

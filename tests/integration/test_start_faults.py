@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 
 import function_app
-from shared.apim import START_RETRY_BUDGET_SECONDS
-from shared.backups import start_backup
-from shared.model import Status, Trigger
-from shared.operations import LOCK_GRACE, finish_running
-from shared.restores import RestoreRequest, start_restore
+from shared.adapters.apim import START_RETRY_BUDGET_SECONDS
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import LOCK_GRACE, finish_running
+from shared.jobs.restores import RestoreRequest, start_restore
+from shared.rules.model import Status, Trigger
 from tests.integration.conftest import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
@@ -228,7 +228,7 @@ def test_an_unconfirmed_restore_is_failed_as_unverified_once_the_target_is_idle(
 def test_a_finished_backup_is_not_timed_out_by_a_failed_poll(product: Product):
     """The first poll after the operation timeout is throttled: the blob and the idle
     service say the backup finished, so it is Succeeded, not a timeout."""
-    from shared.operations import refresh
+    from shared.jobs.operations import refresh
 
     product.stack.control.set_duration(600)
     started = start_backup(product.runtime, "contoso-apim", Trigger.CLI)

@@ -11,9 +11,9 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.backups import start_backup
-from shared.model import Trigger
-from shared.operations import finish_running
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.rules.model import Trigger
 from tests.integration.conftest import Product, body_of, http
 
 pytestmark = pytest.mark.stack

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from devstack.worker import Indexed, Worker
-from shared.model import Status, Trigger
-from shared.ncrontab import parse as validate
+from shared.rules.model import Status, Trigger
+from shared.rules.ncrontab import parse as validate
 from tests.infra import REPO, app_settings, string_value, walk
 from tests.integration.conftest import Product
 

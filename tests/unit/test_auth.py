@@ -12,7 +12,8 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from shared import auth, errors
+from shared.api import auth
+from shared.rules import errors
 from shared.settings import ApiAuth, ConfigError, Settings, api_auth
 
 REPO = Path(__file__).resolve().parents[2]

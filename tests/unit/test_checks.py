@@ -5,9 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import errors
-from shared.apim import PollResult, PollState, ServiceInfo
-from shared.checks import (
+from shared.rules import errors
+from shared.rules.checks import (
     Outcome,
     check_backup_start,
     check_sku_match,
@@ -17,7 +16,8 @@ from shared.checks import (
     require_succeeded,
     resolve_service,
 )
-from shared.model import BackupRecord, Status, Trigger
+from shared.rules.model import BackupRecord, Status, Trigger
+from shared.rules.service import PollResult, PollState, ServiceInfo
 from shared.settings import Settings
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -56,14 +56,14 @@ def record(status: Status = Status.SUCCEEDED, age: timedelta = timedelta(days=1)
 
 def test_resolve_service():
     one = settings("alpha")
-    assert resolve_service(one, None).name == "alpha"
+    assert resolve_service(one.apim_services, None).name == "alpha"
     two = settings("alpha", "beta")
-    assert resolve_service(two, "BETA").name == "beta"
-    assert resolve_service(two, rid("beta")).name == "beta"
+    assert resolve_service(two.apim_services, "BETA").name == "beta"
+    assert resolve_service(two.apim_services, rid("beta")).name == "beta"
     with pytest.raises(errors.BadRequest):
-        resolve_service(two, None)
+        resolve_service(two.apim_services, None)
     with pytest.raises(errors.ServiceNotConfigured):
-        resolve_service(two, "gamma")
+        resolve_service(two.apim_services, "gamma")
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_a_refused_poll_waits_then_times_out_naming_the_refusal():
 
 
 def test_a_refusal_is_one_bounded_line_without_url_queries():
-    from shared.apim import MAX_REFUSAL_LENGTH, _refusal
+    from shared.adapters.apim import MAX_REFUSAL_LENGTH, _refusal
 
     body = json.dumps(
         {
@@ -187,7 +187,7 @@ def test_naive_times_are_refused_in_the_ledger():
 
 @pytest.mark.parametrize("state", ["Updating", "Activating", "Terminating"])
 def test_busy_states_refuse(state: str):
-    from shared.checks import require_idle
+    from shared.rules.checks import require_idle
 
     with pytest.raises(errors.OperationInProgress, match=state):
         require_idle(ServiceInfo("Premium", state, False), "svc")
@@ -195,13 +195,13 @@ def test_busy_states_refuse(state: str):
 
 @pytest.mark.parametrize("state", ["Succeeded", "Failed", "Stopped", ""])
 def test_a_failed_service_may_still_be_restored(state: str):
-    from shared.checks import require_idle
+    from shared.rules.checks import require_idle
 
     require_idle(ServiceInfo("Premium", state, False), "svc")
 
 
 def test_operation_urls_compare_by_origin():
-    from shared.armurl import OperationUrlRejected, arm_poll_url
+    from shared.rules.armurl import OperationUrlRejected, arm_poll_url
 
     endpoint = "https://management.azure.com"
     assert arm_poll_url(endpoint, "https://Management.azure.com:443/subscriptions/x") == (
@@ -218,7 +218,7 @@ def test_operation_urls_compare_by_origin():
 def test_retry_after_is_capped():
     from types import SimpleNamespace
 
-    from shared.clients import CappedRetryPolicy
+    from shared.adapters.clients import CappedRetryPolicy
 
     policy = CappedRetryPolicy(10)
     asked = SimpleNamespace(http_response=SimpleNamespace(headers={"Retry-After": "120"}))

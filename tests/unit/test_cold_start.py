@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # adapters and rules under them) loads in the trigger that first calls it.
 LOADED_AT_START = {
     "shared",
-    "shared.auth",
-    "shared.errors",
-    "shared.http",
+    "shared.api.auth",
+    "shared.rules.errors",
+    "shared.api.http",
     "shared.lazy",
-    "shared.naming",
+    "shared.rules.naming",
     "shared.runtime",
     "shared.settings",
 }
@@ -41,7 +41,12 @@ def test_importing_the_function_app_loads_no_core_module():
         "import function_app loads core modules at every cold start; import them in the "
         "trigger that calls them (docs/performance.md, Cold start)"
     )
-    for core in ("shared.backups", "shared.restores", "shared.housekeeping", "shared.operations"):
+    for core in (
+        "shared.jobs.backups",
+        "shared.jobs.restores",
+        "shared.jobs.housekeeping",
+        "shared.jobs.operations",
+    ):
         assert core not in loaded
 
 
@@ -54,5 +59,5 @@ def test_a_trigger_loads_its_core_module_when_it_runs():
         "function_app.get_operation(req)"
     )
     loaded = _product_modules_after(code)
-    assert "shared.operations" in loaded
-    assert "shared.backups" not in loaded
+    assert "shared.jobs.operations" in loaded
+    assert "shared.jobs.backups" not in loaded

@@ -18,8 +18,7 @@ from azure.core.exceptions import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import errors
-from shared.http import (
+from shared.api.http import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
     bool_value,
@@ -30,6 +29,7 @@ from shared.http import (
     read_json,
     string_field,
 )
+from shared.rules import errors
 
 
 def request(body: bytes, **params: str) -> func.HttpRequest:
@@ -241,8 +241,8 @@ def test_the_same_rules_serve_a_json_header_with_its_own_name():
 
 
 def test_a_restore_target_longer_than_a_resource_id_is_a_400_naming_it():
-    from shared import errors
-    from shared.restores import RestoreRequest
+    from shared.jobs.restores import RestoreRequest
+    from shared.rules import errors
 
     name = "contoso-apim-20261127T020000Z.apimbackup"
     with pytest.raises(errors.BadRequest) as caught:

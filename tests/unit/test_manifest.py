@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.manifest import (
+from shared.rules.manifest import (
     backup_of_manifest,
     certificates,
     custom_properties,
@@ -265,7 +265,7 @@ def test_the_ledger_copy_of_the_certificates_fits_one_table_property():
 
 
 def test_ledger_and_operation_rows_carry_the_new_columns():
-    from shared.model import (
+    from shared.rules.model import (
         BackupRecord,
         OperationKind,
         OperationRecord,

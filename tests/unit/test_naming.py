@@ -4,7 +4,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.naming import ServiceId, backup_name, is_backup_name, next_second, parse_backup_name
+from shared.rules.naming import (
+    ServiceId,
+    backup_name,
+    is_backup_name,
+    next_second,
+    parse_backup_name,
+)
 
 
 def test_backup_name_is_lower_case_service_and_utc_second():

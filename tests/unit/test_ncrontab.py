@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.ncrontab import parse
+from shared.rules.ncrontab import parse
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import ncrontab, signals
-from shared.apim import PollState, _retry_after_seconds
-from shared.armurl import OperationUrlRejected, arm_poll_url
-from shared.evidence import Evidence, judge_unconfirmed
-from shared.schedule import backoff
+from shared import signals
+from shared.adapters.apim import _retry_after_seconds
+from shared.jobs.schedule import backoff
+from shared.rules import ncrontab
+from shared.rules.armurl import OperationUrlRejected, arm_poll_url
+from shared.rules.evidence import Evidence, judge_unconfirmed
+from shared.rules.service import PollState
 
 ARM = "https://management.azure.com"
 OP = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ApiManagement/service/a/operationresults/o"

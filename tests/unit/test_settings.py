@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import AccessType, ArmCredentialKind, ConfigError, Settings
+from shared.rules.service import AccessType
+from shared.settings import ArmCredentialKind, ConfigError, Settings
 
 SUB = "00000000-0000-0000-0000-000000000001"
 

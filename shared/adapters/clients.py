@@ -12,7 +12,7 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
-from shared.credentials import EmulatorCredential
+from shared.adapters.credentials import EmulatorCredential
 from shared.lazy import cached_property
 from shared.settings import ArmCredentialKind, Settings
 

@@ -10,7 +10,7 @@ regions and scale. Per-service values that must differ (the default
 ``*.azure-api.net`` hostnames, the subnet of another region, principal ids) are not.
 Extra settings on the target are not drift either: the target may have more.
 
-:func:`compare` is pure (the ``settings`` of two manifests, shared.manifest);
+:func:`compare` is pure (the ``settings`` of two manifests, shared.rules.manifest);
 :func:`restore_drift` reads the two sides: the backup's manifest blob and one GET of
 the target.
 """
@@ -22,12 +22,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ProductError
-from shared.manifest import parse_time
-from shared.naming import ServiceId, parse_backup_name
+from shared.rules.errors import ProductError
+from shared.rules.manifest import parse_time
+from shared.rules.naming import ServiceId, parse_backup_name
 
 if TYPE_CHECKING:
-    from shared.model import OperationRecord
+    from shared.rules.model import OperationRecord
     from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -3,27 +3,28 @@ what a poll means. No SDK here; every rule is testable without a server."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from shared import errors
-from shared.apim import BACKUP_TIERS, PollResult, PollState, ServiceInfo
-from shared.model import BackupRecord, Status
-from shared.naming import ServiceId
-from shared.settings import Settings
+from shared.rules import errors
+from shared.rules.model import BackupRecord, Status
+from shared.rules.naming import ServiceId, find_service
+from shared.rules.service import BACKUP_TIERS, PollResult, PollState, ServiceInfo
 
 
-def resolve_service(settings: Settings, ref: str | None) -> ServiceId:
-    """The configured service a request names; the only one when it names none."""
+def resolve_service(services: Sequence[ServiceId], ref: str | None) -> ServiceId:
+    """The configured service (APIM_SERVICES) a request names; the only one when it names
+    none."""
     if ref is None or not ref.strip():
-        if len(settings.apim_services) == 1:
-            return settings.apim_services[0]
-        names = ", ".join(s.name for s in settings.apim_services)
+        if len(services) == 1:
+            return services[0]
+        names = ", ".join(s.name for s in services)
         raise errors.BadRequest(
             f"'service' is required: more than one service is configured ({names})"
         )
-    service = settings.find_service(ref)
+    service = find_service(services, ref)
     if service is None:
         raise errors.ServiceNotConfigured(f"Service '{ref[:200]}' is not in APIM_SERVICES")
     return service
@@ -112,8 +113,9 @@ def require_not_expired(record: BackupRecord, now: datetime) -> None:
         )
 
 
-def check_target_allowed(settings: Settings, ref: str) -> ServiceId:
-    target = settings.find_restore_target(ref)
+def check_target_allowed(targets: Sequence[ServiceId], ref: str) -> ServiceId:
+    """The restore target (RESTORE_TARGETS) a request names."""
+    target = find_service(targets, ref)
     if target is None:
         raise errors.TargetNotAllowed(f"Service '{ref[:200]}' is not in RESTORE_TARGETS")
     return target

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
-from shared import errors
+from shared.rules import errors
 from shared.settings import ApiAuth, ConfigError, api_auth
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -92,3 +93,12 @@ def is_backup_name(name: str) -> bool:
 
 def next_second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def find_service(services: Sequence[ServiceId], name_or_id: str) -> ServiceId | None:
+    """The service among these with this name or resource ID (case-insensitive)."""
+    wanted = name_or_id.strip().lower()
+    for service in services:
+        if wanted in (service.name.lower(), service.resource_id.lower()):
+            return service
+    return None

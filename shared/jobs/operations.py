@@ -21,17 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared import errors, schedule, signals
-from shared.apim import PollResult, PollState, StorageTarget
-from shared.checks import BUSY_STATES, Outcome, Verdict, judge_poll
-from shared.drift import restore_drift
-from shared.evidence import Evidence, judge_unconfirmed
-from shared.ledger import Conflict
-from shared.model import OperationKind, OperationRecord, Status, Trigger
-from shared.naming import ServiceId
+from shared import signals
+from shared.adapters.ledger import Conflict
+from shared.jobs import schedule
+from shared.jobs.drift import restore_drift
 from shared.parallel import run_each
+from shared.rules import errors
+from shared.rules.checks import BUSY_STATES, Outcome, Verdict, judge_poll
+from shared.rules.evidence import Evidence, judge_unconfirmed
+from shared.rules.model import OperationKind, OperationRecord, Status, Trigger
+from shared.rules.naming import ServiceId
+from shared.rules.service import AccessType, PollResult, PollState, StorageTarget
 from shared.runtime import Runtime
-from shared.settings import AccessType
 
 log = logging.getLogger(__name__)
 

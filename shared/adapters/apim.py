@@ -11,18 +11,23 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from shared.armurl import OperationUrlRejected, arm_poll_url
-from shared.errors import ApimRequestFailed, OperationInProgress, StartUnconfirmed
-from shared.manifest import diagnostic_settings, service_settings
-from shared.naming import ServiceId
-from shared.settings import AccessType
+from shared.rules.armurl import OperationUrlRejected, arm_poll_url
+from shared.rules.errors import ApimRequestFailed, OperationInProgress, StartUnconfirmed
+from shared.rules.manifest import diagnostic_settings, service_settings
+from shared.rules.naming import ServiceId
+from shared.rules.service import (
+    AccessType,
+    PollResult,
+    PollState,
+    ServiceInfo,
+    StorageTarget,
+    arm_error_message,
+)
 
 if TYPE_CHECKING:
     from azure.core.exceptions import HttpResponseError
@@ -33,9 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Tiers on which APIM offers backup and restore (the seed document; v2 tiers and
-# Consumption have neither).
-BACKUP_TIERS = frozenset({"Developer", "Basic", "Standard", "Premium"})
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
 DIAGNOSTIC_SETTINGS_TIMEOUT = 10  # seconds, per connection and per read
 
@@ -48,61 +50,6 @@ START_RETRY_BUDGET_SECONDS = 60.0
 DEFAULT_THROTTLE_WAIT_SECONDS = 5.0
 # Answers to a start that say nothing about whether APIM took it.
 AMBIGUOUS_START_STATUSES = frozenset({500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class ServiceInfo:
-    sku: str
-    provisioning_state: str
-    has_workspace_gateways: bool
-    # The settings APIM's backup omits, already through the manifest's allow-list.
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StorageTarget:
-    """Where APIM writes (or reads) a backup, and how it authenticates there."""
-
-    account: str
-    container: str
-    access_type: AccessType
-    client_id: str | None = None
-    access_key: str | None = None
-
-    def __repr__(self) -> str:  # the access key must never reach a log
-        return f"StorageTarget({self.account}/{self.container}, {self.access_type.value})"
-
-
-class PollState(StrEnum):
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    UNKNOWN = "Unknown"  # Resource Manager could not be asked: try again later
-
-
-@dataclass(frozen=True)
-class PollResult:
-    state: PollState
-    error: str | None = None
-    retry_after: int | None = None
-    url_rejected: bool = False  # the recorded URL failed the checks of shared.armurl
-    # Resource Manager refused this status request (401/403): which refusal (status, ARM
-    # code and message) and what to check. Still Unknown (a token glitch must not fail a
-    # good backup), but a timeout after it says so instead of looking like a stuck job.
-    refused: str | None = None
-
-
-def arm_error_message(response_text: str, status: int) -> str:
-    """The message of an ARM error body (``{"error": {"code", "message"}}``), or a fallback."""
-    try:
-        body = json.loads(response_text)
-        error = body.get("error") or {}
-        code, message = error.get("code"), error.get("message")
-    except (ValueError, AttributeError):
-        code = message = None
-    if message:
-        return f"{code}: {message}" if code else str(message)
-    return f"HTTP {status} from API Management"
 
 
 class Apim:
@@ -307,7 +254,7 @@ class Apim:
     def poll(self, service: ServiceId, operation_url: str) -> PollResult:
         """Ask Resource Manager once how the operation behind ``operation_url`` is doing.
 
-        Only the recorded URL's path and query are used, on ARM_ENDPOINT (shared.armurl).
+        Only the recorded URL's path and query are used, on ARM_ENDPOINT (shared.rules.armurl).
         """
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest

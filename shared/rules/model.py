@@ -64,7 +64,9 @@ class BackupRecord:
     size_bytes: int | None = None
     error: str | None = None
     pruned_at: datetime | None = None
-    manifest_blob: str | None = None  # the settings manifest beside the backup (shared.manifest)
+    manifest_blob: str | None = (
+        None  # the settings manifest beside the backup (shared.rules.manifest)
+    )
     manifest_error: str | None = None  # why there is none
     certificates: tuple[dict[str, Any], ...] = ()  # the manifest's certificate metadata
     etag: str | None = field(default=None, compare=False)
@@ -87,8 +89,6 @@ class BackupRecord:
         return replace(self, **changes)
 
     def to_entity(self) -> dict[str, Any]:
-        from azure.data.tables import EdmType, EntityProperty
-
         entity: dict[str, Any] = {
             "PartitionKey": self.service,
             "RowKey": self.backup_name,
@@ -107,7 +107,7 @@ class BackupRecord:
         if self.completed_at is not None:
             entity["CompletedAt"] = utc(self.completed_at)
         if self.size_bytes is not None:
-            entity["SizeBytes"] = EntityProperty(self.size_bytes, EdmType.INT64)
+            entity["SizeBytes"] = (self.size_bytes, "Edm.Int64")  # the table API's typed value
         if self.error is not None:
             entity["Error"] = self.error
         if self.pruned_at is not None:
@@ -183,12 +183,12 @@ class OperationRecord:
     source_service: str = ""  # for a restore: the backup's service
     completed_at: datetime | None = None
     error: str | None = None
-    # A succeeded restore: how the target differs from the backup's manifest (shared.drift)
+    # A succeeded restore: how the target differs from the backup's manifest (shared.jobs.drift)
     drift: tuple[dict[str, str | None], ...] | None = None
     drift_error: str | None = None  # why no drift could be computed
     # True from before APIM is called until it answers an operation URL: a row still
     # unconfirmed after that may or may not have started in APIM (a lost answer, a crash)
-    # and is settled from evidence (shared.evidence), never by a blind timeout.
+    # and is settled from evidence (shared.rules.evidence), never by a blind timeout.
     unconfirmed: bool = False
     start_error: str | None = None  # why the start is unconfirmed, when known
     etag: str | None = field(default=None, compare=False)

@@ -1,7 +1,7 @@
 """Retention policy: which ledger rows to prune, which to keep, and why.
 
-Plain functions over :class:`~shared.model.BackupRecord`; no SDK, no I/O. The pruning
-pass (:mod:`shared.pruning`) applies the plan to Blob and Table Storage.
+Plain functions over :class:`~shared.rules.model.BackupRecord`; no SDK, no I/O. The pruning
+pass (:mod:`shared.jobs.pruning`) applies the plan to Blob and Table Storage.
 
 The rules, per row status:
 
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.model import BackupRecord, Status, utc
+from shared.rules.model import BackupRecord, Status, utc
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ class DependencyUnavailable(ProductError):
 
 
 class Unauthenticated(ProductError):
-    """API_AUTH=entra and no authenticated caller reached the app (shared/auth.py)."""
+    """API_AUTH=entra and no authenticated caller reached the app (shared/api/auth.py)."""
 
     status, code = 401, "Unauthenticated"
 

@@ -11,7 +11,7 @@ One pass (:func:`run_pruning`) does, in this order:
    blob with no live row is then looked up by its key (a point read): a ``Pruned``
    row whose blob was left behind, a row written since, or an orphan. ``Pruned``
    history is never read.
-2. :func:`reconcile` (pure) compares the two and applies :mod:`shared.retention`.
+2. :func:`reconcile` (pure) compares the two and applies :mod:`shared.rules.retention`.
 3. :func:`prune` deletes blobs in batches (256 per request), then updates ledger
    rows in transactions (100 operations per request, one partition each).
 
@@ -63,10 +63,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.manifest import backup_of_manifest, manifest_blob_name
-from shared.model import BackupRecord, Status, utc
-from shared.naming import is_backup_name, parse_backup_name
-from shared.retention import Decision, plan_retention
+from shared.rules.manifest import backup_of_manifest, manifest_blob_name
+from shared.rules.model import BackupRecord, Status, utc
+from shared.rules.naming import is_backup_name, parse_backup_name
+from shared.rules.retention import Decision, plan_retention
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -302,7 +302,7 @@ def read_ledger(ledger: TableClient) -> tuple[list[BackupRecord], set[str]]:
 def read_live(ledger: TableClient) -> tuple[list[BackupRecord], set[str]]:
     """The ledger's rows not yet Pruned (one filtered, paged query): the readable ones,
     and the RowKeys of the rest."""
-    from shared.ledger import BackupLedger
+    from shared.adapters.ledger import BackupLedger
 
     return _parse(BackupLedger(ledger).live_entities())
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.model import utc
+from shared.rules.model import utc
 
 MANIFEST_FORMAT = "apim-backup-manifest/1"
 MANIFEST_SUFFIX = ".manifest.json"

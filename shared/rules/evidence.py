@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.apim import PollResult, PollState
-from shared.checks import BUSY_STATES
+from shared.rules.checks import BUSY_STATES
+from shared.rules.service import PollResult, PollState
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,15 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from shared import auth, errors
+from shared.api import auth
+from shared.rules import errors
 from shared.runtime import get_runtime
 from shared.settings import ConfigError
 
 if TYPE_CHECKING:
     # A type only: function_app.py imports this module at load, and the core
-    # (shared.operations and all it imports) loads when a trigger first runs (issue 9).
-    from shared.operations import Progress
+    # (shared.jobs.operations and all it imports) loads when a trigger first runs (issue 9).
+    from shared.jobs.operations import Progress
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def handle(
 ) -> func.HttpResponse:
     """Run a route's action; turn the core's refusals into ARM-shaped errors.
 
-    With ``req``, the caller is checked first (API_AUTH, shared/auth.py): with entra,
+    With ``req``, the caller is checked first (API_AUTH, shared/api/auth.py): with entra,
     an unauthenticated request, or one without ``role``, gets 401/403 and nothing runs.
     """
     try:

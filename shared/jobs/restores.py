@@ -10,10 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared import errors
-from shared.apim import ServiceInfo
-from shared.backups import MAX_SERVICE_REF_LENGTH, newest_restorable
-from shared.checks import (
+from shared.jobs.backups import MAX_SERVICE_REF_LENGTH, newest_restorable
+from shared.jobs.operations import (
+    launch,
+    new_operation,
+    new_operation_id,
+    storage_target,
+    take_lock,
+)
+from shared.parallel import run_each
+from shared.rules import errors
+from shared.rules.checks import (
     Check,
     check_sku_match,
     check_target_allowed,
@@ -25,16 +32,9 @@ from shared.checks import (
     require_not_expired,
     require_succeeded,
 )
-from shared.model import BackupRecord, OperationKind, OperationRecord, Trigger
-from shared.naming import ServiceId, parse_backup_name
-from shared.operations import (
-    launch,
-    new_operation,
-    new_operation_id,
-    storage_target,
-    take_lock,
-)
-from shared.parallel import run_each
+from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Trigger
+from shared.rules.naming import ServiceId, parse_backup_name
+from shared.rules.service import ServiceInfo
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def _backup_not_expired(runtime: Runtime, plan: _Plan) -> None:
 def _target_allowed(runtime: Runtime, plan: _Plan) -> None:
     record = plan.backup()
     ref = plan.request.target_service or record.service_id or record.service
-    plan.target = check_target_allowed(runtime.settings, ref)
+    plan.target = check_target_allowed(runtime.settings.restore_targets, ref)
 
 
 def _target_tier(runtime: Runtime, plan: _Plan) -> None:

@@ -11,19 +11,9 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from shared import errors, manifest, schedule
-from shared.checks import check_backup_start, require_idle, resolve_service
-from shared.ledger import Conflict
-from shared.model import (
-    BACKUP_LIFETIME,
-    BackupRecord,
-    OperationKind,
-    OperationRecord,
-    Status,
-    Trigger,
-)
-from shared.naming import ServiceId, backup_name, next_second
-from shared.operations import (
+from shared.adapters.ledger import Conflict
+from shared.jobs import schedule
+from shared.jobs.operations import (
     LOCK_GRACE,
     launch,
     new_operation,
@@ -32,6 +22,17 @@ from shared.operations import (
     take_lock,
 )
 from shared.parallel import run_each
+from shared.rules import errors, manifest
+from shared.rules.checks import check_backup_start, require_idle, resolve_service
+from shared.rules.model import (
+    BACKUP_LIFETIME,
+    BackupRecord,
+    OperationKind,
+    OperationRecord,
+    Status,
+    Trigger,
+)
+from shared.rules.naming import ServiceId, backup_name, next_second
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def start_backup(
     ``cors_rules``: where the backup account's CORS rule count comes from (a tick reads
     it once for all its services); by default, read now."""
     settings = runtime.settings
-    service = resolve_service(settings, service_ref)
+    service = resolve_service(settings.apim_services, service_ref)
     info = runtime.apim.describe(service)
     cors = cors_rules() if cors_rules is not None else runtime.blobs.cors_rule_count()
     check_backup_start(info, cors, service.name, settings.storage_account)
@@ -191,7 +192,7 @@ def _add_ledger_row(
 
 def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> list[Started]:
     """One backup per configured service, MAX_PARALLEL at once; one that cannot start now
-    is owed, and housekeeping starts it later (shared.schedule). One service's failure
+    is owed, and housekeeping starts it later (shared.jobs.schedule). One service's failure
     never costs another its backup."""
     # One account for every service: read once, on first need, inside a service's own start
     # (so a storage failure is that start's, and owed, not the whole tick's).
@@ -284,7 +285,7 @@ def _parse_status(status: str | None) -> Status | None:
 
 
 def get_backup(runtime: Runtime, name: str) -> BackupRecord:
-    from shared.naming import parse_backup_name
+    from shared.rules.naming import parse_backup_name
 
     try:
         parsed = parse_backup_name(name)

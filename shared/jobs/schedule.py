@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared import errors, ncrontab, signals
-from shared.model import (
+from shared import signals
+from shared.rules import errors, ncrontab
+from shared.rules.model import (
     BACKUP_LIFETIME,
     BackupRecord,
     OperationKind,
@@ -34,10 +35,10 @@ from shared.model import (
     Trigger,
     utc,
 )
-from shared.naming import ServiceId
+from shared.rules.naming import ServiceId
 
 if TYPE_CHECKING:
-    from shared.backups import Started
+    from shared.jobs.backups import Started
     from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -367,7 +368,7 @@ def catch_up(runtime: Runtime) -> list[CatchUp]:
 
 
 def _catch_up_one(runtime: Runtime, debt: Debt) -> CatchUp:
-    from shared.backups import start_backup  # backups imports this module
+    from shared.jobs.backups import start_backup  # backups imports this module
 
     now = runtime.clock()
     service = runtime.settings.find_service(debt.service_id or debt.service)

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from shared import schedule, signals
-from shared.model import OperationKind, OperationRecord, Status
-from shared.operations import LOCK_GRACE, poll_running, settle_ledger_row
+from shared import signals
+from shared.jobs import schedule
+from shared.jobs.operations import LOCK_GRACE, poll_running, settle_ledger_row
+from shared.rules.model import OperationKind, OperationRecord, Status
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class Report:
 
 
 def run(runtime: Runtime) -> Report:
-    from shared import history  # on first use: a lighter cold start for the HTTP routes
+    from shared.jobs import history  # on first use: a lighter cold start for the HTTP routes
 
     polled = poll_running(runtime)
     report = Report(settled=[op for op in polled if not op.is_running])
@@ -107,11 +108,11 @@ def settle_stranded_rows(
 def prune_now(
     runtime: Runtime, *, dry_run: bool, running: Iterable[OperationRecord] | None = None
 ) -> dict[str, Any]:
-    """One pruning pass (see shared.pruning); what went, what stayed, and why.
+    """One pruning pass (see shared.jobs.pruning); what went, what stayed, and why.
 
     ``running``: the operations known to be running (housekeeping has just polled them);
     by default, read now."""
-    from shared import pruning  # on first use: a lighter cold start for the HTTP routes
+    from shared.jobs import pruning  # on first use: a lighter cold start for the HTTP routes
 
     settings = runtime.settings
     now = runtime.clock()

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.model import BackupRecord, Status, utc
-from shared.pruning import TABLE_BATCH_SIZE, list_blob_names
+from shared.jobs.pruning import TABLE_BATCH_SIZE, list_blob_names
+from shared.rules.model import BackupRecord, Status, utc
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -111,7 +111,7 @@ def delete_before(
 ) -> HistoryResult:
     """Delete each service's Pruned and Failed rows started before ``cutoff`` whose blob
     is not in ``blob_names`` (the container's listing, read before the rows)."""
-    from shared.ledger import BackupLedger
+    from shared.adapters.ledger import BackupLedger
 
     cutoff = utc(cutoff)
     present = frozenset(blob_names)
@@ -197,7 +197,7 @@ def _fail(rows: list[_Key], exc: Exception, result: HistoryResult) -> None:
 def delete_ended_operations(table: TableClient, cutoff: datetime) -> HistoryResult:
     """Operation rows (backups and restores) created before ``cutoff`` that have ended:
     the operations table's history, bounded like the ledger's. Running ones stay."""
-    from shared.model import OperationRecord
+    from shared.rules.model import OperationRecord
 
     cutoff = utc(cutoff)
     result = HistoryResult(cutoff)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.model import BackupRecord, OperationRecord, Status, utc
+from shared.rules.model import BackupRecord, OperationRecord, Status, utc
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
