@@ -490,7 +490,7 @@ def test_the_apim_code_calls_no_more_than_the_roles_allow() -> None:
     calls = set(
         re.findall(
             r"client\.(api_management_\w+)\.(\w+)\(",
-            "".join(p.read_text() for p in (REPO / "shared").glob("*.py")),
+            "".join(p.read_text() for p in (REPO / "shared").rglob("*.py")),
         )
     )
     allowed = {
@@ -506,7 +506,7 @@ def test_the_apim_code_calls_no_more_than_the_roles_allow() -> None:
 
 
 def _code() -> str:
-    return "".join(p.read_text() for p in (REPO / "shared").glob("*.py"))
+    return "".join(p.read_text() for p in (REPO / "shared").rglob("*.py"))
 
 
 # --- diagnostics ------------------------------------------------------------------------
@@ -655,6 +655,6 @@ def test_alert_rules_cover_every_signal_the_code_emits() -> None:
 
     emitted = {s.value for s in Signal}
     assert emitted == _alert_signals()
-    source = "".join(p.read_text() for p in (REPO / "shared").glob("*.py"))
+    source = "".join(p.read_text() for p in (REPO / "shared").rglob("*.py"))
     used = set(re.findall(r"\bSignal\.([A-Z_]+)\b", source))
     assert {s.name for s in Signal} <= used  # each is emitted somewhere

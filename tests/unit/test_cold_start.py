@@ -16,11 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 # adapters and rules under them) loads in the trigger that first calls it.
 LOADED_AT_START = {
     "shared",
+    "shared.api",  # the layers' packages: empty __init__ files
+    "shared.rules",
     "shared.api.auth",
     "shared.rules.errors",
     "shared.api.http",
     "shared.lazy",
     "shared.rules.naming",
+    "shared.rules.service",  # AccessType, which settings validate
     "shared.runtime",
     "shared.settings",
 }

@@ -151,7 +151,7 @@ def test_setting_names_list_every_name_the_code_reads():
 
     package = Path(shared.__file__).parent
     read: set[str] = set()
-    for source in package.glob("*.py"):
+    for source in package.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
         read |= set(re.findall(r"\(\s*env,\s*\"([A-Za-z_]+)\"", text))
         read |= set(re.findall(r"environ(?:\.get)?\(\s*\"([A-Z][A-Za-z_]+)\"", text))
