@@ -30,7 +30,7 @@ from shared.jobs import backups, housekeeping, operations, restores
 from shared.rules import errors
 from shared.rules.model import BackupRecord, OperationRecord, Trigger
 from shared.runtime import Runtime, get_runtime
-from shared.settings import ConfigError
+from shared.settings.parse import ConfigError
 
 LOCAL_SETTINGS = Path("local.settings.json")
 

@@ -14,7 +14,8 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.adapters.credentials import EmulatorCredential
 from shared.lazy import cached_property
-from shared.settings import ArmCredentialKind, Settings
+from shared.settings import Settings
+from shared.settings.parse import ArmCredentialKind
 
 if TYPE_CHECKING:
     from azure.mgmt.apimanagement import ApiManagementClient

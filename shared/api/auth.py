@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import azure.functions as func
 
 from shared.rules import errors
-from shared.settings import ApiAuth, ConfigError, api_auth
+from shared.settings.parse import ApiAuth, ConfigError, api_auth
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 RESTORE_ROLE = "ApimBackup.Restore"

@@ -14,7 +14,7 @@ import azure.functions as func
 from shared.api import auth
 from shared.rules import errors
 from shared.runtime import get_runtime
-from shared.settings import ConfigError
+from shared.settings.parse import ConfigError
 
 if TYPE_CHECKING:
     # A type only: function_app.py imports this module at load, and the core

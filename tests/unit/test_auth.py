@@ -14,7 +14,8 @@ import pytest
 
 from shared.api import auth
 from shared.rules import errors
-from shared.settings import ApiAuth, ConfigError, Settings, api_auth
+from shared.settings import Settings
+from shared.settings.parse import ApiAuth, ConfigError, api_auth
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,6 +26,7 @@ LOADED_AT_START = {
     "shared.rules.service",  # AccessType, which settings validate
     "shared.runtime",
     "shared.settings",
+    "shared.settings.parse",  # API_AUTH's parser, which auth reads at import
 }
 
 

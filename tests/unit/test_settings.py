@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from shared.rules.service import AccessType
-from shared.settings import ArmCredentialKind, ConfigError, Settings
+from shared.settings import Settings
+from shared.settings.parse import ArmCredentialKind, ConfigError
 
 SUB = "00000000-0000-0000-0000-000000000001"
 
