@@ -7,15 +7,13 @@ starts no thread (a polling thread would outlive the function invocation).
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.rules import arm
 from shared.rules.armurl import OperationUrlRejected, arm_poll_url
 from shared.rules.errors import ApimRequestFailed, OperationInProgress, StartUnconfirmed
 from shared.rules.manifest import diagnostic_settings, service_settings
@@ -32,24 +30,16 @@ from shared.rules.service import (
 if TYPE_CHECKING:
     from azure.core.exceptions import HttpResponseError
     from azure.mgmt.apimanagement import ApiManagementClient
+    from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
 
-# azure.core is imported inside the methods that call Resource Manager: importing the
-# function app must not load the SDKs (a lighter cold start).
+# azure.core is imported inside the functions that call Resource Manager: importing the
+# function app must not load the SDKs (a lighter cold start). What Resource Manager's
+# answers mean (throttles, refusals, operation states) is decided in shared.rules.arm.
 
 log = logging.getLogger(__name__)
 
 DIAGNOSTIC_SETTINGS_API = "2021-05-01-preview"
 DIAGNOSTIC_SETTINGS_TIMEOUT = 10  # seconds, per connection and per read
-
-# A start that Resource Manager throttles (429, or 503 with Retry-After: the request was
-# not accepted) is tried again after the wait it asks for, at most this often and this
-# long in all; an HTTP trigger must answer within 230 s.
-START_TRIES = 3
-START_RETRY_BUDGET_SECONDS = 60.0
-# A 429 without Retry-After: wait this long before the next try.
-DEFAULT_THROTTLE_WAIT_SECONDS = 5.0
-# Answers to a start that say nothing about whether APIM took it.
-AMBIGUOUS_START_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class Apim:
@@ -174,55 +164,20 @@ class Apim:
     def _start(
         self, method: str, service: ServiceId, target: StorageTarget, backup_name: str
     ) -> str:
-        """POST the operation and return the URL to poll (no waiting, no thread)."""
-        from azure.core.exceptions import AzureError, HttpResponseError, ServiceResponseError
-        from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
+        """POST the operation and return the URL to poll (no waiting, no thread). A
+        throttled POST is tried again as shared.rules.arm says; nothing else is."""
+        from azure.core.exceptions import HttpResponseError
 
-        parameters = ApiManagementServiceBackupRestoreParameters(
-            storage_account=target.account,
-            container_name=target.container,
-            backup_name=backup_name,
-            access_type=target.access_type.value,  # the SDK's default is AccessKey: always set it
-            client_id=target.client_id if target.access_type is AccessType.USER_ASSIGNED else None,
-            access_key=target.access_key if target.access_type is AccessType.ACCESS_KEY else None,
-        )
+        parameters = _parameters(target, backup_name)
         begin = getattr(self._client(service).api_management_service, method)
         what = f"the {method.removeprefix('begin_')} of {service.name}"
         waited = 0.0
-        for attempt in range(1, START_TRIES + 1):
+        for attempt in range(1, arm.START_TRIES + 1):
             try:
-                location: str = begin(
-                    service.resource_group,
-                    service.name,
-                    parameters,
-                    polling=False,
-                    cls=_location_of,
-                    # No automatic retry: a start that failed on the way back may have
-                    # begun, and a blind retry would start a second one (or meet APIM's
-                    # 409 and lose track of the first). Throttling is retried below.
-                    retry_total=0,
-                ).result()
+                location = _post(begin, service, parameters, what)
                 break
             except HttpResponseError as exc:
-                if exc.status_code == 409:
-                    raise OperationInProgress(
-                        f"API Management refused: another operation is running on {service.name}"
-                    ) from None
-                wait = _throttle_wait(exc)
-                if wait is None and exc.status_code in AMBIGUOUS_START_STATUSES:
-                    raise StartUnconfirmed(
-                        f"Resource Manager answered {what} with HTTP {exc.status_code}: "
-                        "it may or may not have started"
-                    ) from None
-                if wait is None:
-                    raise ApimRequestFailed(
-                        f"API Management refused to start {what}: {_reason(exc)}"
-                    ) from None
-                if attempt == START_TRIES or waited + wait > START_RETRY_BUDGET_SECONDS:
-                    raise ApimRequestFailed(
-                        f"Resource Manager throttled {what} {attempt} time(s) "
-                        f"(HTTP {exc.status_code}); gave up after {waited:g} s of waiting"
-                    ) from None
+                wait = _throttled(exc, service, what, attempt, waited)
                 log.warning(
                     "Start of %s throttled (HTTP %s); trying again in %g s",
                     what,
@@ -231,17 +186,6 @@ class Apim:
                 )
                 self.sleep(wait)
                 waited += wait
-            except ServiceResponseError as exc:
-                # Sent, but no answer (a dropped connection, a read timeout).
-                raise StartUnconfirmed(
-                    f"No answer from Resource Manager to {what} ({type(exc).__name__}): "
-                    "it may or may not have started"
-                ) from None
-            except AzureError as exc:
-                # Never sent (connection refused, DNS, TLS): nothing started.
-                raise ApimRequestFailed(
-                    f"Resource Manager is unreachable: {type(exc).__name__}"
-                ) from None
         try:
             return arm_poll_url(self._endpoint, location)
         except OperationUrlRejected as exc:
@@ -271,14 +215,14 @@ class Apim:
         except AzureError as exc:
             log.warning("Polling %s failed: %s", service.name, type(exc).__name__)
             return PollResult(PollState.UNKNOWN, error=type(exc).__name__)
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = arm.poll_retry_after(response.headers.get("Retry-After"))
         status = response.status_code
         if status == 202:
             return PollResult(PollState.RUNNING, retry_after=retry_after)
         if status in (200, 201, 204):
-            return _async_operation_state(response.text()) or PollResult(PollState.SUCCEEDED)
+            return arm.async_operation_state(response.text()) or PollResult(PollState.SUCCEEDED)
         if status in (401, 403):
-            refusal = _refusal(response.text(), status)
+            refusal = arm.refusal(response.text(), status)
             log.warning(
                 "Resource Manager refused the status request for an operation on %s (%s); "
                 "left running until the operation timeout",
@@ -289,7 +233,7 @@ class Apim:
                 PollState.UNKNOWN,
                 error=f"HTTP {status}",
                 retry_after=retry_after,
-                refused=_refusal_advice(refusal, status, service),
+                refused=arm.refusal_advice(refusal, status, service),
             )
         if status in (404, 408, 429) or status >= 500:
             # Says nothing about the operation itself: a token or role glitch, throttling,
@@ -297,37 +241,6 @@ class Apim:
             # the operation timeout) decides; a false Failed would hide a good backup.
             return PollResult(PollState.UNKNOWN, error=f"HTTP {status}", retry_after=retry_after)
         return PollResult(PollState.FAILED, error=arm_error_message(response.text(), status))
-
-
-# Permission the function's identity needs to poll a backup or restore (Resource Manager
-# authorizes GET {service}/operationresults/{id} as this action).
-POLL_ACTION = "Microsoft.ApiManagement/service/operationresults/read"
-_URL_QUERY = re.compile(r"\?[^\s'\"]*")
-MAX_REFUSAL_LENGTH = 1000  # an AuthorizationFailed message with its scope is ~400
-
-
-def _refusal(response_text: str, status: int) -> str:
-    """``403 AuthorizationFailed: <message>``: the refusal's status, ARM code and message,
-    on one line, without any URL query (a query may carry a signature) and bounded."""
-    try:
-        body = json.loads(response_text) if response_text else {}
-        error = body.get("error") or {}
-        code, message = error.get("code"), error.get("message")
-    except (ValueError, AttributeError):
-        code = message = None
-    text = " ".join(_URL_QUERY.sub("", str(message or "no error message")).split())
-    refusal = f"{status} {code or 'no error code'}: {text}"
-    if len(refusal) > MAX_REFUSAL_LENGTH:
-        refusal = refusal[: MAX_REFUSAL_LENGTH - 3] + "..."
-    return refusal
-
-
-def _refusal_advice(refusal: str, status: int, service: ServiceId) -> str:
-    if status == 401:
-        check = "check that the function's identity can get a token for Resource Manager"
-    else:
-        check = f"check that the function's identity holds {POLL_ACTION} on {service.name}"
-    return f"Resource Manager refused the status request ({refusal}): {check}"
 
 
 def _model_and_json(pipeline_response: Any, deserialized: Any, _headers: Any) -> tuple[Any, Any]:
@@ -350,57 +263,82 @@ def _location_of(pipeline_response: Any, _deserialized: Any, _headers: Any) -> s
     return str(location)
 
 
-def _async_operation_state(text: str) -> PollResult | None:
-    """An Azure-AsyncOperation status body (``{"status": ...}``); None for a resource body."""
+def _parameters(
+    target: StorageTarget, backup_name: str
+) -> ApiManagementServiceBackupRestoreParameters:
+    from azure.mgmt.apimanagement.models import ApiManagementServiceBackupRestoreParameters
+
+    return ApiManagementServiceBackupRestoreParameters(
+        storage_account=target.account,
+        container_name=target.container,
+        backup_name=backup_name,
+        access_type=target.access_type.value,  # the SDK's default is AccessKey: always set it
+        client_id=target.client_id if target.access_type is AccessType.USER_ASSIGNED else None,
+        access_key=target.access_key if target.access_type is AccessType.ACCESS_KEY else None,
+    )
+
+
+def _post(
+    begin: Callable[..., Any],
+    service: ServiceId,
+    parameters: ApiManagementServiceBackupRestoreParameters,
+    what: str,
+) -> str:
+    """One POST of a start: the operation URL, or why there is none. An HTTP error
+    answer is the caller's to judge (it may be a throttle worth another try)."""
+    from azure.core.exceptions import AzureError, HttpResponseError, ServiceResponseError
+
     try:
-        body = json.loads(text) if text else {}
-    except ValueError:
-        return None
-    status = body.get("status") if isinstance(body, dict) else None
-    if not isinstance(status, str):
-        return None
-    if status.lower() == "succeeded":
-        return PollResult(PollState.SUCCEEDED)
-    if status.lower() in ("failed", "canceled", "cancelled"):
-        return PollResult(PollState.FAILED, error=arm_error_message(text, 200))
-    return PollResult(PollState.RUNNING)
+        location: str = begin(
+            service.resource_group,
+            service.name,
+            parameters,
+            polling=False,
+            cls=_location_of,
+            # No automatic retry: a start that failed on the way back may have begun,
+            # and a blind retry would start a second one (or meet APIM's 409 and lose
+            # track of the first). Throttling is retried by the caller.
+            retry_total=0,
+        ).result()
+    except HttpResponseError:
+        raise
+    except ServiceResponseError as exc:
+        # Sent, but no answer (a dropped connection, a read timeout).
+        raise StartUnconfirmed(
+            f"No answer from Resource Manager to {what} ({type(exc).__name__}): "
+            "it may or may not have started"
+        ) from None
+    except AzureError as exc:
+        # Never sent (connection refused, DNS, TLS): nothing started.
+        raise ApimRequestFailed(f"Resource Manager is unreachable: {type(exc).__name__}") from None
+    return location
 
 
-def _throttle_wait(exc: HttpResponseError) -> float | None:
-    """Seconds to wait before trying a throttled start again; None when the answer was
-    not a throttle (429, or 503 with Retry-After: Resource Manager did not accept it)."""
+def _throttled(
+    exc: HttpResponseError, service: ServiceId, what: str, attempt: int, waited: float
+) -> float:
+    """How long to wait before trying a refused start again; raises when it is not to be
+    tried again (not a throttle, or the tries or the waiting are used up)."""
+    if exc.status_code == 409:
+        raise OperationInProgress(
+            f"API Management refused: another operation is running on {service.name}"
+        ) from None
     response = getattr(exc, "response", None)
     header = response.headers.get("Retry-After") if response is not None else None
-    asked = _retry_after_seconds(header)
-    if exc.status_code == 429:
-        return DEFAULT_THROTTLE_WAIT_SECONDS if asked is None else asked
-    if exc.status_code == 503 and asked is not None:
-        return asked
-    return None
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-def _retry_after(value: str | None) -> int | None:
-    try:
-        return max(1, int(value)) if value else None
-    except ValueError:
-        return None
+    wait = arm.throttle_wait(exc.status_code, header, datetime.now(UTC))
+    if wait is None and exc.status_code in arm.AMBIGUOUS_START_STATUSES:
+        raise StartUnconfirmed(
+            f"Resource Manager answered {what} with HTTP {exc.status_code}: "
+            "it may or may not have started"
+        ) from None
+    if wait is None:
+        raise ApimRequestFailed(f"API Management refused to start {what}: {_reason(exc)}") from None
+    if not arm.may_try_again(attempt, waited, wait):
+        raise ApimRequestFailed(
+            f"Resource Manager throttled {what} {attempt} time(s) "
+            f"(HTTP {exc.status_code}); gave up after {waited:g} s of waiting"
+        ) from None
+    return wait
 
 
 def _reason(exc: HttpResponseError) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.apim import POLL_ACTION
 from shared.jobs.backups import start_backup
 from shared.jobs.restores import RestoreRequest, start_restore
+from shared.rules.arm import POLL_ACTION
 from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
 from tests.integration.conftest import Product, body_of, get_operation

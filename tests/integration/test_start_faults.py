@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 
 import function_app
-from shared.adapters.apim import START_RETRY_BUDGET_SECONDS
 from shared.jobs.backups import start_backup
 from shared.jobs.operations import LOCK_GRACE, finish_running
 from shared.jobs.restores import RestoreRequest, start_restore
+from shared.rules.arm import START_RETRY_BUDGET_SECONDS
 from shared.rules.model import Status, Trigger
 from tests.integration.conftest import Product, body_of, get_operation, http
 

@@ -149,7 +149,7 @@ def test_a_refused_poll_waits_then_times_out_naming_the_refusal():
 
 
 def test_a_refusal_is_one_bounded_line_without_url_queries():
-    from shared.adapters.apim import MAX_REFUSAL_LENGTH, _refusal
+    from shared.rules import arm
 
     body = json.dumps(
         {
@@ -160,14 +160,14 @@ def test_a_refusal_is_one_bounded_line_without_url_queries():
             }
         }
     )
-    refusal = _refusal(body, 403)
+    refusal = arm.refusal(body, 403)
     assert refusal == (
         "403 AuthorizationFailed: The client 'c' may not perform 'read' over scope "
         "'https://x.example/a' or the scope is invalid."
     )
-    assert _refusal("<html>", 401) == "401 no error code: no error message"
+    assert arm.refusal("<html>", 401) == "401 no error code: no error message"
     long = json.dumps({"error": {"code": "C", "message": "m" * 5000}})
-    assert len(_refusal(long, 403)) == MAX_REFUSAL_LENGTH
+    assert len(arm.refusal(long, 403)) == arm.MAX_REFUSAL_LENGTH
 
 
 def test_record_round_trips_through_an_entity():

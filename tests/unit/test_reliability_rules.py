@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared import signals
-from shared.adapters.apim import _retry_after_seconds
 from shared.jobs.schedule import backoff
 from shared.rules import ncrontab
+from shared.rules.arm import retry_after_seconds
 from shared.rules.armurl import OperationUrlRejected, arm_poll_url
 from shared.rules.evidence import Evidence, judge_unconfirmed
 from shared.rules.service import PollState
@@ -112,10 +112,11 @@ def test_backoff_doubles_to_a_quarter_hour():
 
 
 def test_retry_after_as_seconds_or_date():
-    assert _retry_after_seconds("7") == 7
-    assert _retry_after_seconds(None) is None
-    assert _retry_after_seconds("soon") is None
-    assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0  # in the past
+    now = datetime.now(UTC)
+    assert retry_after_seconds("7", now) == 7
+    assert retry_after_seconds(None, now) is None
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now) == 0  # in the past
 
 
 @pytest.mark.parametrize(
