@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from shared.jobs.drift import bounded, compare
+from shared.rules.drift import bounded, compare
 
 GW = "Microsoft.WindowsAzure.ApiManagement.Gateway."
 TLS10 = GW + "Security.Protocols.Tls10"
