@@ -42,7 +42,7 @@ param maximumInstanceCount int = 40
 @description('Optional. Memory per instance, in MB.')
 param instanceMemoryMB int = 2048
 
-// --- the product's settings (see shared/settings.py and docs/settings.md) ---
+// --- the product's settings (see shared/settings/ and docs/settings.md) ---
 
 @description('Required. APIM_SERVICES: resource IDs, comma-separated.')
 param apimServices string
@@ -244,7 +244,7 @@ var platformSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
 }
 
-// Every setting the product reads (shared/settings.py SETTING_NAMES), except
+// Every setting the product reads (SETTING_NAMES in shared/settings/__init__.py), except
 // BACKUP_STORAGE: that is the connection-string alternative for local runs; in Azure
 // the function reaches the backup account by identity (BACKUP_STORAGE__*).
 // The three schedules always get a value: the host refuses to load a timer whose
