@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.jobs.pruning import TABLE_BATCH_SIZE, list_blob_names
+from shared.adapters.transactions import TABLE_BATCH_SIZE
 from shared.rules.model import BackupRecord, Status, utc
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def delete_old_rows(runtime: Runtime, *, force: bool = False) -> HistoryResult |
     result = delete_before(
         runtime.ledger.table,
         runtime.blobs.container.container_name,
-        list_blob_names(runtime.blobs.container),
+        runtime.blobs.names(),
         sorted({s.key for s in runtime.settings.apim_services}),
         now - timedelta(days=runtime.settings.ledger_history_days),
     )
