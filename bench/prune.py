@@ -25,10 +25,13 @@ from azure.core.pipeline.transport import HttpRequest, HttpResponse
 # The public name is resolved lazily (typed Any); the class itself lives here.
 from azure.core.pipeline.transport._requests_basic import RequestsTransport
 from azure.data.tables import TableClient, UpdateMode
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devstack.azurite import DEV_ACCOUNT, Azurite
-from shared.jobs.pruning import TABLE_BATCH_SIZE, read_ledger, run_pruning
+from shared.adapters.blobs import BackupBlobs
+from shared.adapters.ledger import BackupLedger
+from shared.adapters.transactions import TABLE_BATCH_SIZE
+from shared.jobs.pruning import run_pruning
 from shared.rules.model import BackupRecord, Status, Trigger
 from shared.rules.naming import backup_name
 
@@ -92,6 +95,7 @@ class Clients:
     """A ledger table and a container, each on its own counting transport."""
 
     ledger: TableClient
+    blob_service: BlobServiceClient
     container: ContainerClient
     table_transport: CountingTransport
     blob_transport: CountingTransport
@@ -99,13 +103,15 @@ class Clients:
     @classmethod
     def open(cls, azurite: Azurite, table: str, container: str) -> Clients:
         table_transport, blob_transport = CountingTransport(), CountingTransport()
+        blob_service = BlobServiceClient.from_connection_string(
+            azurite.connection_string, transport=blob_transport
+        )
         return cls(
             TableClient.from_connection_string(
                 azurite.connection_string, table_name=table, transport=table_transport
             ),
-            ContainerClient.from_connection_string(
-                azurite.connection_string, container_name=container, transport=blob_transport
-            ),
+            blob_service,
+            blob_service.get_container_client(container),
             table_transport,
             blob_transport,
         )
@@ -114,9 +120,15 @@ class Clients:
     def requests(self) -> int:
         return self.table_transport.sent + self.blob_transport.sent
 
+    def backups(self) -> tuple[BackupLedger, BackupBlobs]:
+        """The adapters a pruning pass works through, over these clients."""
+        return BackupLedger(self.ledger), BackupBlobs(
+            self.blob_service, self.container.container_name
+        )
+
     def close(self) -> None:
         self.ledger.close()
-        self.container.close()
+        self.blob_service.close()
 
 
 def expired_backups(
@@ -163,7 +175,7 @@ def seed(ledger: TableClient, container: ContainerClient, records: Sequence[Back
 
 def naive_prune(ledger: TableClient, container: ContainerClient, now: datetime) -> None:
     """The baseline: the same reads, then one request per blob and one per row."""
-    records, _ = read_ledger(ledger)
+    records = list(BackupLedger(ledger).records())
     present = set(container.list_blob_names())
     for record in records:
         if record.status is Status.SUCCEEDED and record.is_expired(now):
@@ -202,15 +214,14 @@ def measure(azurite: Azurite, n: int, naive: bool, tag: str, services: Sequence[
         naive_prune(clients.ledger, clients.container, now)
     else:
         run_pruning(
-            clients.ledger,
-            clients.container,
+            *clients.backups(),
             now=now,
             retention_days=RETENTION_DAYS,
             min_keep=MIN_KEEP,
         )
     seconds = time.perf_counter() - started
     requests = clients.requests
-    records, _ = read_ledger(clients.ledger)
+    records = list(BackupLedger(clients.ledger).records())
     complete = all(r.status is Status.PRUNED for r in records) and not any(
         True for _ in clients.container.list_blob_names()
     )

@@ -32,10 +32,10 @@ from azure.core.exceptions import ServiceRequestError
 
 from devstack.stack import LocalStack
 from shared.jobs import backups, housekeeping, schedule
-from shared.jobs.pruning import ORPHAN_MIN_AGE
 from shared.rules.manifest import backup_of_manifest
 from shared.rules.model import Status, Trigger
 from shared.rules.naming import is_backup_name, parse_backup_name
+from shared.rules.reconcile import ORPHAN_MIN_AGE
 from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.signals import LOGGER_NAME

@@ -1,18 +1,27 @@
-"""Blob Storage adapter for what the core needs to know about the backup account."""
+"""Blob Storage adapter for what the core needs to know about the backup account, and the
+container's listing and batched deletes that pruning and the history pass need."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
 log = logging.getLogger(__name__)
 
 _NOT_PERMITTED = frozenset({"AuthorizationPermissionMismatch", "AuthorizationFailure"})
+
+BLOB_BATCH_SIZE = 256  # the Blob batch API's limit per request
 
 
 class BackupBlobs:
@@ -68,3 +77,41 @@ class BackupBlobs:
         if len(data) > max_bytes:
             raise ValueError(f"{blob_name} is larger than {max_bytes} bytes")
         return json.loads(data)
+
+    def names(self) -> list[str]:
+        """The container's blob names (one paged listing); none when the container does
+        not exist (yet): APIM creates it with the first backup, and a pass must not fail
+        before that."""
+        try:
+            return list(self.container.list_blob_names())
+        except ResourceNotFoundError:
+            return []
+
+    def delete_batched(self, names: Sequence[str]) -> dict[str, str]:
+        """Delete the blobs (and their snapshots) in batches of BLOB_BATCH_SIZE; answer the
+        names that could not be deleted, with why. A blob already gone (404) counts as
+        deleted."""
+        failures: dict[str, str] = {}
+        for start in range(0, len(names), BLOB_BATCH_SIZE):
+            chunk = names[start : start + BLOB_BATCH_SIZE]
+            try:
+                parts = list(
+                    self.container.delete_blobs(
+                        *chunk, delete_snapshots="include", raise_on_any_failure=False
+                    )
+                )
+            except AzureError as exc:
+                for name in chunk:
+                    failures[name] = f"batch delete failed: {exc.__class__.__name__}"
+                log.warning(
+                    "Batch delete of %d blobs failed: %s", len(chunk), exc.__class__.__name__
+                )
+                continue
+            # The service answers the sub-requests in the order they were sent.
+            for name, part in zip(chunk, parts, strict=True):
+                if part.status_code in (200, 202, 404):
+                    continue
+                code = part.headers.get("x-ms-error-code", "")
+                failures[name] = f"blob delete failed: {part.status_code} {code}".strip()
+                log.warning("Could not delete blob %s: %s %s", name, part.status_code, code)
+        return failures

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.transactions import (
+    Deletions,
+    RowDelete,
+    RowUpdate,
+    delete_rows,
+    update_rows,
+)
 from shared.rules.model import BackupRecord, OperationRecord, Status, utc
+from shared.rules.naming import parse_backup_name
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
+
+    from shared.rules.reconcile import RowChange
 
 # The SDK (azure.core, azure.data.tables) is imported inside each function that needs
 # it: importing the function app must not load it (a lighter cold start).
@@ -149,16 +159,6 @@ class BackupLedger:
         for entity in self.table.query_entities(query, parameters=params):
             yield BackupRecord.from_entity(entity)
 
-    def live_entities(self) -> Iterator[dict[str, Any]]:
-        """Every row not yet Pruned (Running, Succeeded, Failed), as raw entities.
-
-        Bounded by retention, not by history: pruning turns Succeeded and Failed rows
-        into Pruned ones within RETENTION_DAYS, and only Pruned rows accumulate.
-        """
-        yield from self.table.query_entities(
-            "Status ne @pruned", parameters={"pruned": Status.PRUNED.value}
-        )
-
     def history_before(self, service: str, cutoff: datetime) -> Iterator[BackupRecord]:
         """The service's Pruned and Failed rows started before ``cutoff``: a RowKey range."""
         query = (
@@ -168,6 +168,70 @@ class BackupLedger:
         params = {"pk": service, "cutoff": row_key_at(service, cutoff)}
         for entity in self.table.query_entities(query, parameters=params):
             yield BackupRecord.from_entity(entity)
+
+    # Many rows at once: pruning and the history pass ---------------------------------
+
+    def live_rows(self) -> tuple[list[BackupRecord], set[str]]:
+        """Every row not yet Pruned (Running, Succeeded, Failed: one filtered, paged query):
+        the readable ones, and the RowKeys of the rest.
+
+        Bounded by retention, not by history: pruning turns Succeeded and Failed rows
+        into Pruned ones within RETENTION_DAYS, and only Pruned rows accumulate.
+        """
+        return readable(
+            self.table.query_entities(
+                "Status ne @pruned", parameters={"pruned": Status.PRUNED.value}
+            )
+        )
+
+    def rows_named(self, names: Iterable[str]) -> tuple[list[BackupRecord], set[str]]:
+        """The rows of these backups, one point read each; a name with no row is left out."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        entities: list[dict[str, Any]] = []
+        for name in names:
+            try:
+                entities.append(self.table.get_entity(parse_backup_name(name).service, name))
+            except ResourceNotFoundError:
+                continue
+        return readable(entities)
+
+    def update_rows(self, changes: Sequence[RowChange]) -> dict[str, str]:
+        """Merge each change into its row, in transactions (:mod:`.transactions`), each
+        conditional on the row's ETag; the backup names not updated, with why."""
+        return update_rows(
+            self.table,
+            [
+                RowUpdate(c.record.service, c.record.backup_name, c.record.etag, c.changes)
+                for c in changes
+            ],
+        )
+
+    def delete_rows(self, records: Iterable[BackupRecord]) -> Deletions:
+        """Delete the rows, consumed as they come, in transactions (:mod:`.transactions`),
+        each conditional on the row's ETag."""
+        return delete_rows(
+            self.table, (RowDelete(r.service, r.backup_name, r.etag) for r in records)
+        )
+
+
+def readable(entities: Iterable[dict[str, Any]]) -> tuple[list[BackupRecord], set[str]]:
+    """The rows that read as backups, and the RowKeys of those that do not (logged): one
+    bad row must not stop retention for everything else."""
+    records: list[BackupRecord] = []
+    unreadable: set[str] = set()
+    for entity in entities:
+        try:
+            records.append(BackupRecord.from_entity(entity))
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            log.warning(
+                "Ledger row %s/%s is unreadable: %s",
+                entity.get("PartitionKey"),
+                entity.get("RowKey"),
+                exc,
+            )
+            unreadable.add(str(entity.get("RowKey", "")))
+    return records, unreadable
 
 
 def row_key_at(service: str, moment: datetime) -> str:

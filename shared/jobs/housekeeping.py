@@ -113,15 +113,15 @@ def prune_now(
     ``running``: the operations known to be running (housekeeping has just polled them);
     by default, read now."""
     from shared.jobs import pruning  # on first use: a lighter cold start for the HTTP routes
+    from shared.rules.reconcile import reconcile
 
     settings = runtime.settings
     now = runtime.clock()
     # A backup being restored right now is never pruned from under APIM, whatever its age.
     running = runtime.operations.running() if running is None else running
     in_use = {op.backup_name for op in running if op.kind is OperationKind.RESTORE}
-    records, names, unreadable = pruning.gather(runtime.ledger.table, runtime.blobs.container)
-    container = runtime.blobs.container
-    plan = pruning.reconcile(
+    records, names, unreadable = pruning.gather(runtime.ledger, runtime.blobs)
+    plan = reconcile(
         [r for r in records if r.backup_name not in in_use],
         names,
         now=now,
@@ -146,7 +146,7 @@ def prune_now(
             keep=plan.keep
             + tuple(replace(d, reason="kept: a restore is reading it") for d in kept),
         )
-    result = pruning.prune(runtime.ledger.table, container, plan, now, dry_run=dry_run)
+    result = pruning.prune(runtime.ledger, runtime.blobs, plan, now, dry_run=dry_run)
     for error in result.errors:
         log.warning("Pruning could not complete %s: %s", error.name, error.error)
     return result.to_json()

@@ -1,7 +1,8 @@
 """Retention policy: which ledger rows to prune, which to keep, and why.
 
-Plain functions over :class:`~shared.rules.model.BackupRecord`; no SDK, no I/O. The pruning
-pass (:mod:`shared.jobs.pruning`) applies the plan to Blob and Table Storage.
+Plain functions over :class:`~shared.rules.model.BackupRecord`; no SDK, no I/O. A pruning
+pass applies the policy (:mod:`shared.rules.reconcile` plans the pass, with the container's
+listing; :mod:`shared.jobs.pruning` carries it out in Blob and Table Storage).
 
 The rules, per row status:
 

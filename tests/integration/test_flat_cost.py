@@ -14,7 +14,7 @@ from azure.data.tables import TableClient
 from azure.storage.blob import ContainerClient
 
 from devstack.counting import count_requests
-from shared.adapters.ledger import ensure_table
+from shared.adapters.ledger import BackupLedger, ensure_table
 from shared.jobs import backups, history, housekeeping
 from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
 from shared.rules.naming import backup_name
@@ -252,8 +252,7 @@ def test_a_history_row_changed_after_it_was_read_is_not_deleted(product: Product
     ledger.update_entity({"PartitionKey": SERVICE, "RowKey": changed.backup_name, "Note": "x"})
     ledger.delete_entity(SERVICE, read[4].backup_name)  # gone meanwhile: counts as deleted
 
-    result = history.HistoryResult(product.clock.now)
-    history._delete(ledger, [history._Key.of(r) for r in read], result)
+    result = BackupLedger(ledger).delete_rows(read)
 
     assert set(result.errors) == {changed.backup_name}
     assert set(result.deleted) == {r.backup_name for r in read} - {changed.backup_name}

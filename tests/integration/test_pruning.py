@@ -10,21 +10,16 @@ from typing import Any
 
 import pytest
 from azure.data.tables import TableClient, UpdateMode
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from bench.prune import CountingTransport
 from devstack.azurite import DEV_ACCOUNT, Azurite
-from shared.jobs.pruning import (
-    PrunePlan,
-    PruneResult,
-    list_blob_names,
-    prune,
-    read_ledger,
-    reconcile,
-    run_pruning,
-)
+from shared.adapters.blobs import BackupBlobs
+from shared.adapters.ledger import BackupLedger
+from shared.jobs.pruning import prune, run_pruning
 from shared.rules.model import BackupRecord, Status, Trigger
 from shared.rules.naming import backup_name
+from shared.rules.reconcile import PrunePlan, PruneResult, reconcile
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SERVICE = "contoso-apim"
@@ -35,6 +30,7 @@ _ids = itertools.count()
 class Store:
     azurite: Azurite
     ledger: TableClient
+    backups: BackupBlobs  # the adapter over `container`
     container: ContainerClient
     table_name: str
     container_name: str
@@ -83,8 +79,8 @@ class Store:
         self, *, retention_days: int = 14, min_keep: int = 1, dry_run: bool = False
     ) -> PruneResult:
         return run_pruning(
-            self.ledger,
-            self.container,
+            BackupLedger(self.ledger),
+            self.backups,
             now=NOW,
             retention_days=retention_days,
             min_keep=min_keep,
@@ -94,8 +90,7 @@ class Store:
     def assert_consistent(self) -> None:
         """Ledger and container agree: no Succeeded row without its blob, no Pruned with one."""
         blobs = self.blobs()
-        records, _ = read_ledger(self.ledger)
-        for r in records:
+        for r in BackupLedger(self.ledger).records():
             if r.status is Status.SUCCEEDED:
                 assert r.blob_name in blobs, f"Succeeded row without its blob: {r.backup_name}"
             if r.status is Status.PRUNED:
@@ -107,16 +102,16 @@ def store(azurite: Azurite) -> Iterator[Store]:
     n = next(_ids)
     table_name, container_name = f"prune{n}x{id(azurite) % 10000}", f"prune-{n}"
     ledger = TableClient.from_connection_string(azurite.connection_string, table_name=table_name)
-    container = ContainerClient.from_connection_string(
-        azurite.connection_string, container_name=container_name
-    )
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    backups = BackupBlobs(service, container_name)
+    container = backups.container
     ledger.create_table()
     container.create_container()
-    yield Store(azurite, ledger, container, table_name, container_name)
+    yield Store(azurite, ledger, backups, container, table_name, container_name)
     ledger.delete_table()
     container.delete_container()
     ledger.close()
-    container.close()
+    service.close()
 
 
 def names(entries: Iterable[Any]) -> set[str]:
@@ -210,10 +205,9 @@ def test_a_succeeded_row_whose_blob_vanished_becomes_failed(store: Store):
 
 def plan_now(store: Store) -> PrunePlan:
     """The plan a pass would make now (14 days' retention, MIN_KEEP 1)."""
-    records, _ = read_ledger(store.ledger)
     return reconcile(
-        records,
-        list_blob_names(store.container),
+        BackupLedger(store.ledger).records(),
+        store.backups.names(),
         now=NOW,
         retention_days=14,
         min_keep=1,
@@ -227,7 +221,7 @@ def test_a_blob_already_gone_counts_as_deleted(store: Store):
     plan = plan_now(store)
     store.container.delete_blob(expired.blob_name)  # gone between the listing and the delete
 
-    result = prune(store.ledger, store.container, plan, NOW)
+    result = prune(BackupLedger(store.ledger), store.backups, plan, NOW)
 
     assert result.ok
     assert names(result.pruned) == {expired.backup_name}
@@ -284,18 +278,22 @@ def test_more_than_one_batch_of_blobs_and_rows(store: Store):
     ledger = TableClient.from_connection_string(
         store.azurite.connection_string, table_name=store.table_name, transport=table_transport
     )
-    container = ContainerClient.from_connection_string(
-        store.azurite.connection_string,
-        container_name=store.container_name,
-        transport=blob_transport,
+    blobs = BlobServiceClient.from_connection_string(
+        store.azurite.connection_string, transport=blob_transport
     )
 
-    result = run_pruning(ledger, container, now=NOW, retention_days=30, min_keep=1)
+    result = run_pruning(
+        BackupLedger(ledger),
+        BackupBlobs(blobs, store.container_name),
+        now=NOW,
+        retention_days=30,
+        min_keep=1,
+    )
 
     assert len(result.pruned) == 300
     assert result.ok
     assert store.blobs() == set()
-    assert {r.status for r in read_ledger(store.ledger)[0]} == {Status.PRUNED}
+    assert {r.status for r in BackupLedger(store.ledger).records()} == {Status.PRUNED}
     # One listing page + two batch deletes (256 + 44); one query page + three transactions.
     assert blob_transport.sent == 3
     assert table_transport.sent == 4
@@ -317,7 +315,7 @@ def test_a_crash_between_blob_deletes_and_row_updates_is_repaired(store: Store):
     )
 
     with pytest.raises(RuntimeError, match="crash injected"):
-        run_pruning(crashing, store.container, now=NOW, retention_days=14, min_keep=1)
+        run_pruning(BackupLedger(crashing), store.backups, now=NOW, retention_days=14, min_keep=1)
     # The crash left the ledger behind the container, as designed: rows say Succeeded.
     assert store.blobs() == {keep.blob_name}
     assert {store.status(r) for r in expired} == {"Succeeded"}
@@ -340,7 +338,7 @@ def test_a_row_changed_meanwhile_is_not_clobbered(store: Store):
         mode=UpdateMode.MERGE,
     )
 
-    result = prune(store.ledger, store.container, plan, NOW)
+    result = prune(BackupLedger(store.ledger), store.backups, plan, NOW)
 
     assert [e.name for e in result.errors] == [changed.backup_name]
     assert store.row(changed)["SizeBytes"] == 42

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.jobs.pruning import PrunePlan, reconcile
 from shared.rules.model import BackupRecord, Status, Trigger
 from shared.rules.naming import backup_name
+from shared.rules.reconcile import PrunePlan, reconcile
 from shared.rules.retention import RetentionPlan, plan_retention
 
 NOW = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)

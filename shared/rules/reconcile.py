@@ -1,0 +1,344 @@
+"""A pruning pass's plan and its result: the ledger reconciled with the container's listing.
+
+Pure, over plain data (ledger rows and blob names); the pass that reads them and carries
+the plan out is :mod:`shared.jobs.pruning`. :func:`reconcile` decides the whole pass:
+
+- Rows of another container are left alone (:func:`in_container`); the rest go through
+  :mod:`shared.rules.retention`.
+- A ``Succeeded`` row whose blob is missing is judged by asking the policy "would this
+  row be pruned now, going by the ledger as written?". Retention is monotone in time
+  (expiry and age only grow, and a backup that was not among the newest ``min_keep``
+  stays so while the newer ones stand), so a row whose blob a pass deleted before it
+  could update the row is still due: it becomes ``Pruned`` with no blob request. Any
+  other ``Succeeded`` row without its blob has lost it for a reason that is not ours:
+  it becomes ``Failed``, with an ``Error`` that says the blob vanished (docs/ledger.md).
+- Retention for the remaining rows is then decided without the vanished ones, so
+  ``min_keep`` counts only backups whose blobs really exist.
+- A ``Pruned`` row whose blob is still there has its leftover blob deleted.
+- Orphans: blobs named like backups (``is_backup_name``) with no ledger row are
+  reported, and deleted once the timestamp in their name is more than 30 days old
+  (they can no longer be restored anyway, and young ones may belong to a backup whose
+  row is being written right now). Blobs not named like backups are never touched.
+
+A settings manifest (``<backup>.manifest.json``) goes with its backup, and holds the
+backup's row back when it cannot be deleted, as the backup's own blob would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.rules.manifest import backup_of_manifest, manifest_blob_name
+from shared.rules.model import BackupRecord, Status, utc
+from shared.rules.naming import is_backup_name, parse_backup_name
+from shared.rules.retention import Decision, plan_retention
+
+ORPHAN_MIN_AGE = timedelta(days=30)  # a backup older than this cannot be restored
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def in_container(record: BackupRecord, container_name: str) -> bool:
+    """Whether the row's blob lives in ``container_name`` (the names compared without
+    case), so that this container's listing says whether the blob exists. A row with no
+    ``Container`` predates the column and can only mean ours. ``StorageAccount`` is not
+    compared: a row of another account, in a container of the same name, counts as ours.
+
+    Pruning leaves a row of another container alone. The history pass deletes one once
+    it is ``Pruned`` or ``Failed`` and older than LEDGER_HISTORY_DAYS, whether or not its
+    blob still exists: the listing cannot tell (:mod:`shared.jobs.history`).
+    """
+    return not record.container or record.container.lower() == container_name.lower()
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A blob named like a backup that has no ledger row."""
+
+    blob_name: str
+    service: str
+    started_at: datetime
+    delete: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What one pass will do. Every ledger row is in exactly one of the four tuples."""
+
+    prune: tuple[Decision, ...]  # delete the blob if present, then row -> Pruned
+    keep: tuple[Decision, ...]  # left alone
+    vanished: tuple[Decision, ...]  # Succeeded, blob gone, not due: row -> Failed
+    stale: tuple[Decision, ...]  # already Pruned but the blob is still there: delete it
+    orphans: tuple[Orphan, ...]
+    present: frozenset[str]  # the container's blob names, as listed
+
+
+def vanished_error(record: BackupRecord, container_name: str, now: datetime) -> str:
+    """The ``Error`` of a Succeeded row whose blob is gone (docs/ledger.md)."""
+    return (
+        f"The backup blob '{record.blob_name}' has vanished from container "
+        f"'{container_name}' (found missing at {_iso(now)}); the backup cannot be restored."
+    )
+
+
+def reconcile(
+    records: Iterable[BackupRecord],
+    blob_names: Iterable[str],
+    *,
+    now: datetime,
+    retention_days: int,
+    min_keep: int,
+    container_name: str,
+    known_names: Collection[str] = (),
+) -> PrunePlan:
+    """Compare the ledger with the container's listing and decide the whole pass.
+
+    ``known_names`` are RowKeys of ledger rows that could not be read as backups; their
+    blobs are never treated as orphans.
+    """
+    now = utc(now)
+    present = frozenset(blob_names)
+    rows = list(records)
+    local = [r for r in rows if in_container(r, container_name)]
+    foreign = [
+        Decision(r, f"blob is in container '{r.container}', not '{container_name}'")
+        for r in rows
+        if not in_container(r, container_name)
+    ]
+
+    # Pass 1, over the ledger as written: which rows are due for pruning at all.
+    due = {
+        d.record.backup_name: d.reason
+        for d in plan_retention(local, now, retention_days, min_keep).prune
+    }
+    missing = [r for r in local if r.status is Status.SUCCEEDED and r.blob_name not in present]
+    gone_due = [
+        Decision(r, f"{due[r.backup_name]}; blob already gone")
+        for r in missing
+        if r.backup_name in due
+    ]
+    lost = [Decision(r, "blob vanished") for r in missing if r.backup_name not in due]
+
+    # Pass 2, without the missing ones: min_keep must count only blobs that exist.
+    missing_names = {r.backup_name for r in missing}
+    plan = plan_retention(
+        (r for r in local if r.backup_name not in missing_names), now, retention_days, min_keep
+    )
+    stale = [
+        d for d in plan.keep if d.record.status is Status.PRUNED and d.record.blob_name in present
+    ]
+    stale_names = {d.record.backup_name for d in stale}
+    keep = [d for d in plan.keep if d.record.backup_name not in stale_names]
+
+    ledger_names = {r.backup_name for r in rows} | set(known_names)
+    orphans = _orphans(present - ledger_names, now)
+    return PrunePlan(
+        prune=(*plan.prune, *gone_due),
+        keep=(*keep, *foreign),
+        vanished=tuple(lost),
+        stale=tuple(Decision(d.record, "already pruned; leftover blob deleted") for d in stale),
+        orphans=orphans,
+        present=present,
+    )
+
+
+def _orphans(names: Iterable[str], now: datetime) -> tuple[Orphan, ...]:
+    orphans: list[Orphan] = []
+    for name in sorted(names):
+        if not is_backup_name(name):
+            continue  # not ours: never touched
+        parsed = parse_backup_name(name)
+        day = parsed.started_at.strftime("%Y-%m-%d")
+        old = now - parsed.started_at > ORPHAN_MIN_AGE
+        days = ORPHAN_MIN_AGE.days
+        reason = (
+            f"orphan: no ledger row, started {day}, more than {days} days ago"
+            if old
+            else f"orphan: no ledger row, started {day}; deleted once {days} days old"
+        )
+        orphans.append(Orphan(name, parsed.service, parsed.started_at, old, reason))
+    return tuple(orphans)
+
+
+# --------------------------------------------------------------------------- carrying it out
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """Columns to merge into one ledger row, if the row is unchanged since it was read."""
+
+    record: BackupRecord
+    changes: dict[str, Any]
+
+
+def blobs_to_delete(plan: PrunePlan) -> list[str]:
+    """The blobs the plan deletes: those of rows being pruned (when still there), leftovers
+    of rows already Pruned, old orphans, and the settings manifests going with them."""
+    return [
+        *(d.record.blob_name for d in plan.prune if d.record.blob_name in plan.present),
+        *(d.record.blob_name for d in plan.stale),
+        *(o.blob_name for o in plan.orphans if o.delete),
+        *_manifests_going(plan),
+    ]
+
+
+def _manifests_going(plan: PrunePlan) -> list[str]:
+    """The settings manifests (``<backup>.manifest.json``) that go with their backups: those
+    of rows being pruned, of orphans being deleted, and of rows already Pruned (a leftover).
+    Manifest blobs are never orphans themselves: they are not named like backups."""
+    names = [
+        *(d.record.blob_name for d in (*plan.prune, *plan.stale)),
+        *(d.record.blob_name for d in plan.keep if d.record.status is Status.PRUNED),
+        *(o.blob_name for o in plan.orphans if o.delete),
+    ]
+    return [m for m in map(manifest_blob_name, names) if m in plan.present]
+
+
+def by_backup(blob_failures: dict[str, str]) -> dict[str, str]:
+    """Blob delete failures by the backup they hold back: a manifest that could not go holds
+    its backup's row back, as the backup's own blob would (the next pass deletes it then:
+    "blob already gone" for the backup)."""
+    return {backup_of_manifest(k) or k: v for k, v in blob_failures.items()}
+
+
+def row_changes(
+    plan: PrunePlan, failures: Collection[str], container_name: str, now: datetime
+) -> list[RowChange]:
+    """The ledger rows the plan changes once its blobs are gone: pruned rows become
+    ``Pruned`` (except those whose blob is in ``failures``, left exactly as they were),
+    vanished ones ``Failed``."""
+    return [
+        RowChange(d.record, {"Status": Status.PRUNED.value, "PrunedAt": now})
+        for d in plan.prune
+        if d.record.blob_name not in failures
+    ] + [
+        RowChange(
+            d.record,
+            {
+                "Status": Status.FAILED.value,
+                "Error": vanished_error(d.record, container_name, now),
+            },
+        )
+        for d in plan.vanished
+    ]
+
+
+# --------------------------------------------------------------------------- result
+
+
+def _iso(moment: datetime) -> str:
+    return utc(moment).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger row in a result: its state before the pass and what happened."""
+
+    backup_name: str
+    service: str
+    status: str  # the row's Status when the pass read it
+    created_at: datetime
+    reason: str
+
+    @classmethod
+    def of(cls, decision: Decision, reason: str | None = None) -> Entry:
+        r = decision.record
+        return cls(
+            r.backup_name, r.service, r.status.value, r.created_at, reason or decision.reason
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backupName": self.backup_name,
+            "service": self.service,
+            "status": self.status,
+            "createdAt": _iso(self.created_at),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class OrphanEntry:
+    blob_name: str
+    service: str
+    created_at: datetime
+    deleted: bool  # deleted by this pass (in a dry run: would be)
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "blobName": self.blob_name,
+            "service": self.service,
+            "createdAt": _iso(self.created_at),
+            "deleted": self.deleted,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ErrorEntry:
+    name: str  # a backup (row) name or an orphan blob's name
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "error": self.error}
+
+
+@dataclass
+class PruneResult:
+    """What a pass did (or, in a dry run, would do). ``to_json`` is the HTTP body."""
+
+    dry_run: bool
+    pruned: list[Entry] = field(default_factory=list)  # rows now Pruned / blobs removed
+    kept: list[Entry] = field(default_factory=list)  # rows left as they are
+    marked_failed: list[Entry] = field(default_factory=list)  # blob vanished: now Failed
+    orphans: list[OrphanEntry] = field(default_factory=list)
+    errors: list[ErrorEntry] = field(default_factory=list)  # left for the next pass
+    already_pruned: int = 0  # Pruned rows with nothing left to do (not listed in kept)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dryRun": self.dry_run,
+            "pruned": [e.to_json() for e in self.pruned],
+            "kept": [e.to_json() for e in self.kept],
+            "markedFailed": [e.to_json() for e in self.marked_failed],
+            "orphans": [o.to_json() for o in self.orphans],
+            "errors": [e.to_json() for e in self.errors],
+            "alreadyPruned": self.already_pruned,
+        }
+
+
+def result_of(plan: PrunePlan, dry_run: bool, failures: dict[str, str]) -> PruneResult:
+    """The result of carrying ``plan`` out, given what could not be done (by backup or
+    orphan blob name, with why)."""
+    result = PruneResult(dry_run=dry_run)
+    for d in (*plan.prune, *plan.stale):
+        if d.record.backup_name in failures:
+            result.errors.append(ErrorEntry(d.record.backup_name, failures[d.record.backup_name]))
+        else:
+            result.pruned.append(Entry.of(d))
+    for d in plan.vanished:
+        if d.record.backup_name in failures:
+            result.errors.append(ErrorEntry(d.record.backup_name, failures[d.record.backup_name]))
+        else:
+            result.marked_failed.append(Entry.of(d, "blob vanished: row marked Failed"))
+    for d in plan.keep:
+        if d.record.status is Status.PRUNED:
+            result.already_pruned += 1
+        else:
+            result.kept.append(Entry.of(d))
+    for o in plan.orphans:
+        deleted = o.delete and o.blob_name not in failures
+        if o.delete and not deleted:
+            result.errors.append(ErrorEntry(o.blob_name, failures[o.blob_name]))
+        result.orphans.append(OrphanEntry(o.blob_name, o.service, o.started_at, deleted, o.reason))
+    return result
