@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from shared import signals
 from shared.adapters.ledger import Conflict
-from shared.jobs import schedule
+from shared.jobs import debts
 from shared.jobs.drift import restore_drift
 from shared.parallel import run_each
 from shared.rules import errors
@@ -253,7 +253,7 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
         f": {error}" if error else "",
     )
     if settled.status is Status.FAILED:
-        schedule.note_failed(runtime, settled)
+        debts.note_failed(runtime, settled)
     return Progress(settled, 0)
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from shared import signals
 from shared.adapters.apim import _retry_after_seconds
-from shared.jobs.schedule import backoff
 from shared.rules import ncrontab
 from shared.rules.armurl import OperationUrlRejected, arm_poll_url
+from shared.rules.debts import backoff
 from shared.rules.evidence import Evidence, judge_unconfirmed
 from shared.rules.service import PollState
 
