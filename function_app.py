@@ -42,12 +42,12 @@ app = func.FunctionApp(http_auth_level=auth.http_auth_level(os.environ))
 
 @app.timer_trigger(schedule="%BACKUP_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def scheduled_backup(timer: func.TimerRequest) -> None:
-    from shared.jobs import backups
+    from shared.jobs import schedule
 
     if timer.past_due:
         # The host runs a missed schedule once, not once per missed tick; say so.
         log.warning("scheduled_backup is running late (past due)")
-    started = backups.scheduled_backups(get_runtime())
+    started = schedule.scheduled_backups(get_runtime())
     log.info("scheduled_backup started %d backup(s)", len(started))
 
 
@@ -166,10 +166,10 @@ def prune(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="health", methods=["GET"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.jobs import backups
+    from shared.jobs.health import report
 
     def action() -> func.HttpResponse:
-        report = backups.health(get_runtime())
-        return json_response(report.body, 200 if report.healthy else 503)
+        answer = report(get_runtime())
+        return json_response(answer.body, 200 if answer.healthy else 503)
 
     return handle(action, req)

@@ -56,6 +56,8 @@ CORE_MODULES = (
     "shared.jobs.restores",
     "shared.jobs.housekeeping",
     "shared.jobs.operations",
+    "shared.jobs.schedule",
+    "shared.jobs.health",
 )
 PRUNE_SIZE = 1_000
 DELETE_ROWS = 3_000
@@ -107,6 +109,8 @@ class Product:
         self.naming = importlib.import_module("shared.rules.naming")
         self.backups = importlib.import_module("shared.jobs.backups")
         self.housekeeping = importlib.import_module("shared.jobs.housekeeping")
+        self.health = importlib.import_module("shared.jobs.health")
+        self.schedule = importlib.import_module("shared.jobs.schedule")
         loaded = Path(self.runtime_mod.__file__ or "").resolve()
         assert loaded.is_relative_to(directory.resolve()), f"product loaded from {loaded}"
 
@@ -247,7 +251,7 @@ def measure_history(product: Product, stack: LocalStack) -> tuple[list[Row], lis
         idle.append(str(sent.total))
         memory.append(f"{peak / 1024:.0f}")
         with count_requests() as sent:
-            product.backups.health(runtime)
+            product.health.report(runtime)
         health.append(str(sent.total))
     sizes = " / ".join(f"{n:,}" for n in HISTORY_SIZES)
     return (
@@ -315,7 +319,7 @@ def measure_fleet(product: Product, stack: LocalStack) -> list[Row]:
         )  # same warm clients, the 50 services only
         with count_requests() as tick_sent:
             started = time.perf_counter()
-            done = product.backups.scheduled_backups(fleet)
+            done = product.schedule.scheduled_backups(fleet)
             tick = time.perf_counter() - started
         with count_requests() as hk_sent:
             started = time.perf_counter()

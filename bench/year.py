@@ -31,7 +31,7 @@ from typing import Any
 from azure.core.exceptions import ServiceRequestError
 
 from devstack.stack import LocalStack
-from shared.jobs import backups, housekeeping, schedule
+from shared.jobs import backups, debts, housekeeping, schedule
 from shared.rules.manifest import backup_of_manifest
 from shared.rules.model import Status, Trigger
 from shared.rules.naming import is_backup_name, parse_backup_name
@@ -326,7 +326,7 @@ class Year:
         if not self.tracing:
             return
         print(f"  [{self.clock.now:%Y-%m-%d %H:%M:%S}] {what}")
-        owed = schedule.debts(self.runtime)
+        owed = debts.owed(self.runtime)
         for service in SERVICES:
             rows = [
                 f"{r.backup_name.split('-')[-1]}:{r.status.value}"
@@ -347,12 +347,12 @@ class Year:
         try:
             if "storage-down-tick" in kinds:
                 with self.storage_down():
-                    started = backups.scheduled_backups(self.runtime)
+                    started = schedule.scheduled_backups(self.runtime)
             elif "crash-tick" in kinds:
                 with self.crashing(self.rng.randint(0, 14)):
-                    started = backups.scheduled_backups(self.runtime)
+                    started = schedule.scheduled_backups(self.runtime)
             else:
-                started = backups.scheduled_backups(self.runtime)
+                started = schedule.scheduled_backups(self.runtime)
         except Crash as crash:
             self.totals.crashes += 1
             self.totals.tick_failures += 1
@@ -513,8 +513,8 @@ class Year:
             holder = runtime.operations.get(str(lock["OperationId"]))
             if holder is not None and holder.is_running:
                 problems.append(f"lock of {lock['RowKey']} held by a running operation")
-        if schedule.debts(runtime):
-            problems.append(f"debts left: {sorted(schedule.debts(runtime))}")
+        if debts.owed(runtime):
+            problems.append(f"debts left: {sorted(debts.owed(runtime))}")
         names = {r.backup_name for r in rows}
         for r in rows:
             if r.status is Status.SUCCEEDED and r.blob_name not in blobs:

@@ -1,27 +1,25 @@
-"""Backups: start one (timer, HTTP, CLI), read the ledger, judge the service's health."""
+"""Backups: start one (timer, HTTP, CLI), and read the ledger's backups.
+
+The scheduled tick that starts one per service is :mod:`shared.jobs.schedule`; whether
+each service's backups are recent enough is :mod:`shared.jobs.health`."""
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from shared.adapters.ledger import Conflict
-from shared.jobs import schedule
 from shared.jobs.operations import (
-    LOCK_GRACE,
     launch,
     new_operation,
     new_operation_id,
     storage_target,
     take_lock,
 )
-from shared.parallel import run_each
 from shared.rules import errors, manifest
 from shared.rules.checks import check_backup_start, require_idle, resolve_service
 from shared.rules.model import (
@@ -31,6 +29,8 @@ from shared.rules.model import (
     OperationRecord,
     Status,
     Trigger,
+    newest_first,
+    newest_restorable,
 )
 from shared.rules.naming import ServiceId, backup_name, next_second
 from shared.runtime import Runtime
@@ -190,46 +190,6 @@ def _add_ledger_row(
     )
 
 
-def scheduled_backups(runtime: Runtime, trigger: Trigger = Trigger.SCHEDULE) -> list[Started]:
-    """One backup per configured service, MAX_PARALLEL at once; one that cannot start now
-    is owed, and housekeeping starts it later (shared.jobs.schedule). One service's failure
-    never costs another its backup."""
-    # One account for every service: read once, on first need, inside a service's own start
-    # (so a storage failure is that start's, and owed, not the whole tick's).
-    cors = read_once(lambda: runtime.blobs.cors_rule_count())
-    results = run_each(
-        runtime.settings.apim_services,
-        lambda service: _start_scheduled(runtime, service, cors, trigger),
-        runtime.settings.max_parallel,
-        "backup",
-    )
-    schedule.mark_tick(runtime)
-    return [started for started in results if started is not None]
-
-
-def _start_scheduled(
-    runtime: Runtime, service: ServiceId, cors: Callable[[], int | None], trigger: Trigger
-) -> Started | None:
-    """One service's scheduled start; a failure is caught, logged and owed there."""
-    start = partial(start_backup, runtime, service.resource_id, trigger, cors)
-    return schedule.start_scheduled(runtime, service, start)
-
-
-def read_once[T](read: Callable[[], T]) -> Callable[[], T]:
-    """``read``, called at most once however many threads ask (a failed read is not
-    kept: the next caller tries again and gets its own error)."""
-    lock = threading.Lock()
-    value: list[T] = []
-
-    def once() -> T:
-        with lock:
-            if not value:
-                value.append(read())
-            return value[0]
-
-    return once
-
-
 def list_backups(
     runtime: Runtime,
     service_ref: str | None = None,
@@ -247,7 +207,7 @@ def list_backups(
         for r in runtime.ledger.records(service=service, status=wanted, since=since)
         if include_expired or not r.is_expired(now)
     ]
-    return sorted(rows, key=lambda r: (r.created_at, r.backup_name), reverse=True)
+    return newest_first(rows)
 
 
 def _service_filter(runtime: Runtime, ref: str) -> str:
@@ -316,122 +276,8 @@ def backup_details(runtime: Runtime, name: str) -> dict[str, Any]:
     return body
 
 
-@dataclass(frozen=True)
-class Health:
-    healthy: bool
-    body: dict[str, Any]
-
-
-def health(runtime: Runtime) -> Health:
-    """Each service has a restorable backup younger than RPO_HOURS, and nothing is stuck."""
-    now = runtime.clock()
-    rpo = timedelta(hours=runtime.settings.rpo_hours)
-    services = runtime.settings.apim_services
-    recent = run_each(  # one key-range read per service, MAX_PARALLEL at once
-        services, lambda s: _recent(runtime, s.key, now), runtime.settings.max_parallel, "health"
-    )
-    stuck = _stuck_operations(runtime, now)
-    reports = [_service_health(s, rows, now, rpo) for s, rows in zip(services, recent, strict=True)]
-    _add_missed_schedules(runtime, services, reports)
-    healthy = all(r["healthy"] for r in reports) and not stuck
-    certificates = [
-        warning
-        for service, rows in zip(services, recent, strict=True)
-        for warning in _certificate_warnings(service, rows, now, runtime.settings.cert_warning_days)
-    ]
-    body = {
-        "status": "Healthy" if healthy else "Unhealthy",
-        "rpoHours": runtime.settings.rpo_hours,
-        "services": reports,
-        "stuckOperations": stuck,
-        "warnings": {"certificates": certificates},
-    }
-    return Health(healthy, body)
-
-
-def _add_missed_schedules(
-    runtime: Runtime, services: Sequence[ServiceId], reports: list[dict[str, Any]]
-) -> None:
-    """A service that owes a scheduled backup is unhealthy until it is paid (one query of
-    the owed rows, which are at most one per service)."""
-    owed = schedule.debts(runtime)
-    for service, entry in zip(services, reports, strict=True):
-        debt = owed.get(service.key)
-        if debt is not None and schedule.is_paid(runtime, debt):
-            debt = None  # housekeeping deletes the row on its next tick
-        entry["missedSchedule"] = None if debt is None else debt.to_api()
-        if debt is not None:
-            entry["healthy"] = False
-            entry["reason"] = entry["reason"] or (
-                f"scheduled backup owed since {entry['missedSchedule']['since']}"
-            )
-
-
-def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:
-    """The service's backups of the last 30 days, the only ones that can be restorable
-    (a backup is restorable for 30 days at most): a RowKey range of the service's
-    partition, one request whatever the history."""
-    return list(runtime.ledger.since(service, now - BACKUP_LIFETIME))
-
-
-def _certificate_warnings(
-    service: ServiceId, recent: list[BackupRecord], now: datetime, days: int
-) -> list[dict[str, Any]]:
-    """Certificates in the service's newest manifest that expire within CERT_WARNING_DAYS.
-    From the ledger's copy of the metadata: no blob is read. A warning only: it never
-    makes health unhealthy."""
-    with_manifest = [r for r in recent if r.manifest_blob]
-    newest = max(with_manifest, key=lambda r: (r.created_at, r.backup_name), default=None)
-    if newest is None:
-        return []
-    return manifest.expiring_certificates(service.name, newest.certificates, now, days)
-
-
-def _service_health(
-    service: ServiceId, recent: list[BackupRecord], now: datetime, rpo: timedelta
-) -> dict[str, Any]:
-    newest = _newest_restorable(recent, now)
-    if newest is None:
-        return {
-            "service": service.name,
-            "healthy": False,
-            "newestBackup": None,
-            "ageHours": None,
-            "reason": "no restorable backup",
-        }
-    age = now - newest.created_at
-    healthy = age <= rpo
-    return {
-        "service": service.name,
-        "healthy": healthy,
-        "newestBackup": newest.backup_name,
-        "ageHours": round(age.total_seconds() / 3600, 2),
-        "reason": None
-        if healthy
-        else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours",
-    }
-
-
-def _newest_restorable(rows: Iterable[BackupRecord], now: datetime) -> BackupRecord | None:
-    restorable = [r for r in rows if r.is_restorable(now)]
-    return max(restorable, key=lambda r: (r.created_at, r.backup_name), default=None)
-
-
-def newest_restorable(runtime: Runtime, service: str, now: datetime) -> BackupRecord | None:
-    """The service's newest restorable backup, in one key-range read (see ``_recent``)."""
+def find_newest_restorable(runtime: Runtime, service: str, now: datetime) -> BackupRecord | None:
+    """The service's newest restorable backup, in one key-range read: only the last 30
+    days' Succeeded rows can be restorable (a RowKey range, whatever the history)."""
     since = runtime.ledger.since(service, now - BACKUP_LIFETIME, Status.SUCCEEDED)
-    return _newest_restorable(since, now)
-
-
-def _stuck_operations(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
-    limit = timedelta(minutes=runtime.settings.operation_timeout_minutes) + LOCK_GRACE
-    return [
-        {
-            "operationId": op.operation_id,
-            "kind": op.kind.value,
-            "service": op.service,
-            "since": op.created_at.isoformat(),
-        }
-        for op in runtime.operations.running()
-        if now - op.created_at > limit
-    ]
+    return newest_restorable(since, now)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared import signals
-from shared.jobs import schedule
+from shared.jobs import catchup, health
 from shared.jobs.operations import LOCK_GRACE, poll_running, settle_ledger_row
 from shared.rules.model import OperationKind, OperationRecord, Status
 from shared.runtime import Runtime
@@ -25,8 +25,8 @@ class Report:
     stranded: list[str] = field(default_factory=list)
     prune: dict[str, Any] = field(default_factory=dict)
     history_deleted: int = 0
-    catch_up: list[schedule.CatchUp] = field(default_factory=list)
-    rpo_breaches: list[schedule.RpoBreach] = field(default_factory=list)
+    catch_up: list[catchup.CatchUp] = field(default_factory=list)
+    rpo_breaches: list[health.RpoBreach] = field(default_factory=list)
 
     def summary(self) -> str:
         ended = ", ".join(
@@ -48,7 +48,7 @@ def run(runtime: Runtime) -> Report:
     polled = poll_running(runtime)
     report = Report(settled=[op for op in polled if not op.is_running])
     report.stranded = settle_stranded_rows(runtime, {op.operation_id: op for op in polled})
-    report.catch_up = schedule.catch_up(runtime)
+    report.catch_up = catchup.catch_up(runtime)
     still = [op for op in polled if op.is_running]
     report.prune = prune_now(runtime, dry_run=False, running=still)
     try:
@@ -57,7 +57,7 @@ def run(runtime: Runtime) -> Report:
         log.exception("Deleting ledger history failed; the next tick tries again")
         deleted = None
     report.history_deleted = len(deleted.deleted) if deleted else 0
-    report.rpo_breaches = schedule.check_rpo(runtime)
+    report.rpo_breaches = health.check_rpo(runtime)
     return report
 
 

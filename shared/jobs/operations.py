@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from shared import signals
 from shared.adapters.ledger import Conflict
-from shared.jobs import schedule
+from shared.jobs import debts
 from shared.jobs.drift import restore_drift
 from shared.parallel import run_each
 from shared.rules import errors
@@ -178,10 +178,32 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
         return Progress(operation, 0)
     service = ServiceId.parse(operation.service_id)
     now = runtime.clock()
+    poll = _poll(runtime, operation, service, now)
+    verdict = _judge(runtime, operation, service, poll, now)
+    if verdict.outcome is Outcome.RUNNING:
+        return Progress(operation, retry_after(operation, poll))
+    settled, size = _settled(runtime, operation, verdict, now)
+    try:
+        # The operation row first, guarded by its ETag: of two hosts settling at once
+        # (a timeout here, a success there) exactly one verdict wins, and the ledger
+        # follows that verdict, never the other.
+        settled = runtime.operations.save(settled)
+    except Conflict:
+        latest = runtime.operations.get(operation.operation_id)
+        return Progress(latest or settled, 0)
+    _follow_verdict(runtime, settled, poll, size)
+    return Progress(settled, 0)
+
+
+def _poll(
+    runtime: Runtime, operation: OperationRecord, service: ServiceId, now: datetime
+) -> PollResult:
+    """What the operation's state is now: its URL polled once, or, without one, what the
+    evidence says of an unconfirmed start."""
     if operation.operation_url:
-        poll = runtime.apim.poll(service, operation.operation_url)
-    elif operation.unconfirmed:
-        poll = judge_unconfirmed(
+        return runtime.apim.poll(service, operation.operation_url)
+    if operation.unconfirmed:
+        return judge_unconfirmed(
             operation.kind.value,
             _evidence(runtime, operation, service),
             operation.created_at,
@@ -190,12 +212,21 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
             operation.backup_name,
             service.name,
         )
-    elif now - operation.created_at > LOCK_GRACE:
+    if now - operation.created_at > LOCK_GRACE:
         # The start was never recorded (a crash, or APIM refused before answering a
         # URL): there is nothing to poll, and the service must not stay locked for hours.
-        poll = PollResult(PollState.FAILED, error="No operation URL was recorded for this start")
-    else:
-        poll = PollResult(PollState.UNKNOWN, error="the start is still being recorded")
+        return PollResult(PollState.FAILED, error="No operation URL was recorded for this start")
+    return PollResult(PollState.UNKNOWN, error="the start is still being recorded")
+
+
+def _judge(
+    runtime: Runtime,
+    operation: OperationRecord,
+    service: ServiceId,
+    poll: PollResult,
+    now: datetime,
+) -> Verdict:
+    """The poll judged against OPERATION_TIMEOUT_MINUTES."""
     timeout = timedelta(minutes=runtime.settings.operation_timeout_minutes)
     verdict = judge_poll(poll, operation.created_at, now, timeout)
     if (
@@ -206,9 +237,15 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     ):
         # Timed out while Resource Manager could not be asked (a throttled or dropped
         # poll): the blob and an idle service say APIM finished it. Never lose it.
-        verdict = Verdict(Outcome.SUCCEEDED)
-    if verdict.outcome is Outcome.RUNNING:
-        return Progress(operation, retry_after(operation, poll))
+        return Verdict(Outcome.SUCCEEDED)
+    return verdict
+
+
+def _settled(
+    runtime: Runtime, operation: OperationRecord, verdict: Verdict, now: datetime
+) -> tuple[OperationRecord, int | None]:
+    """The ended operation's row as the verdict says, not yet written; and, for a
+    backup that succeeded, its blob's size (None when the blob is missing: then Failed)."""
     size: int | None = None
     error = verdict.error
     if verdict.outcome is Outcome.SUCCEEDED and operation.kind is OperationKind.BACKUP:
@@ -223,14 +260,14 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     )
     if settled.status is Status.SUCCEEDED and settled.kind is OperationKind.RESTORE:
         settled = restore_drift(runtime, settled)  # in the same guarded write as the verdict
-    try:
-        # The operation row first, guarded by its ETag: of two hosts settling at once
-        # (a timeout here, a success there) exactly one verdict wins, and the ledger
-        # follows that verdict, never the other.
-        settled = runtime.operations.save(settled)
-    except Conflict:
-        latest = runtime.operations.get(operation.operation_id)
-        return Progress(latest or settled, 0)
+    return settled, size
+
+
+def _follow_verdict(
+    runtime: Runtime, settled: OperationRecord, poll: PollResult, size: int | None
+) -> None:
+    """Once the verdict is stored: its signals, then the ledger row, then the lock (and,
+    for a scheduled backup that failed, the debt)."""
     # Signalled as soon as the verdict is stored: nothing settles this operation again,
     # so a process that dies in the writes below must not take the signal with it.
     if poll.url_rejected:
@@ -246,15 +283,14 @@ def refresh(runtime: Runtime, operation: OperationRecord) -> Progress:
     release_lock(runtime, settled)
     log.info(
         "%s %s of %s ended %s%s",
-        operation.kind.value,
-        operation.operation_id,
-        operation.service,
+        settled.kind.value,
+        settled.operation_id,
+        settled.service,
         settled.status.value,
-        f": {error}" if error else "",
+        f": {settled.error}" if settled.error else "",
     )
     if settled.status is Status.FAILED:
-        schedule.note_failed(runtime, settled)
-    return Progress(settled, 0)
+        debts.note_failed(runtime, settled)
 
 
 def _finished_backup(evidence: Evidence) -> bool:

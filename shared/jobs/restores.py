@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.jobs.backups import MAX_SERVICE_REF_LENGTH, newest_restorable
+from shared.jobs.backups import MAX_SERVICE_REF_LENGTH, find_newest_restorable
 from shared.jobs.operations import (
     launch,
     new_operation,
@@ -260,7 +260,7 @@ def _sync_pair(
     """One pair's sync; every failure is caught and logged here."""
     what = f"the newest backup of {source.name}"
     try:
-        newest = newest_restorable(runtime, source.key, now)
+        newest = find_newest_restorable(runtime, source.key, now)
         if newest is None:
             log.warning(
                 "standby_sync: %s has no restorable backup to restore into %s",

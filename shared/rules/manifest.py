@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.rules.model import utc
+from shared.rules.model import iso, utc
 
 MANIFEST_FORMAT = "apim-backup-manifest/1"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -237,10 +237,6 @@ def manifest_document(
         "settings": dict(settings),
         "unavailable": dict(unavailable or {}),
     }
-
-
-def iso(moment: datetime) -> str:
-    return utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: Any) -> datetime | None:

@@ -6,10 +6,11 @@ No SDK in here beyond mapping to and from table entities (plain dicts).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 # An APIM backup can be restored for 30 days after it was made (APIM's own rule).
 BACKUP_LIFETIME = timedelta(days=30)
@@ -39,6 +40,16 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("naive datetime: every time in the ledger is timezone-aware UTC")
     return moment.astimezone(UTC)
+
+
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: None) -> None: ...
+def iso(moment: datetime | None) -> str | None:
+    """A moment as every answer and message of the product writes it: ISO 8601 in UTC,
+    ``Z`` for the zone (None stays None)."""
+    return None if moment is None else utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def _opt_time(value: Any) -> datetime | None:
@@ -156,15 +167,36 @@ class BackupRecord:
             "serviceId": self.service_id,
             "status": self.status.value,
             "trigger": self.trigger.value,
-            "createdAt": _iso(self.created_at),
-            "expiresAt": _iso(self.expires_at),
-            "completedAt": _iso(self.completed_at),
+            "createdAt": iso(self.created_at),
+            "expiresAt": iso(self.expires_at),
+            "completedAt": iso(self.completed_at),
             "sizeBytes": self.size_bytes,
             "sku": self.sku,
             "restorable": self.is_restorable(now),
             "error": self.error,
             "manifestBlob": self.manifest_blob,
         }
+
+
+def _creation_order(record: BackupRecord) -> tuple[datetime, str]:
+    """Backups in the order they were made: by creation time, the name breaking ties, so
+    that "newest" never depends on the order the rows were read in."""
+    return record.created_at, record.backup_name
+
+
+def newest_first(records: Iterable[BackupRecord]) -> list[BackupRecord]:
+    return sorted(records, key=_creation_order, reverse=True)
+
+
+def newest(records: Iterable[BackupRecord]) -> BackupRecord | None:
+    """The most recently made of ``records`` (None if there are none)."""
+    return max(records, key=_creation_order, default=None)
+
+
+def newest_restorable(records: Iterable[BackupRecord], now: datetime) -> BackupRecord | None:
+    """The newest of ``records`` that can be restored at ``now``: what health and the RPO
+    check measure, and what a standby sync restores."""
+    return newest(r for r in records if r.is_restorable(now))
 
 
 @dataclass(frozen=True)
@@ -261,8 +293,8 @@ class OperationRecord:
             "service": self.service,
             "status": self.status.value,
             "statusUrl": status_url,
-            "createdAt": _iso(self.created_at),
-            "completedAt": _iso(self.completed_at),
+            "createdAt": iso(self.created_at),
+            "completedAt": iso(self.completed_at),
         }
         if self.kind is OperationKind.RESTORE:
             body["sourceService"] = self.source_service
@@ -281,7 +313,3 @@ def _json_items(text: Any) -> tuple[dict[str, Any], ...]:
     except ValueError:
         return ()
     return tuple(i for i in items if isinstance(i, dict)) if isinstance(items, list) else ()
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else utc(moment).isoformat().replace("+00:00", "Z")

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.rules.manifest import backup_of_manifest, manifest_blob_name
-from shared.rules.model import BackupRecord, Status, utc
+from shared.rules.model import BackupRecord, Status, iso, utc
 from shared.rules.naming import is_backup_name, parse_backup_name
 from shared.rules.retention import Decision, plan_retention
 
@@ -82,7 +82,7 @@ def vanished_error(record: BackupRecord, container_name: str, now: datetime) -> 
     """The ``Error`` of a Succeeded row whose blob is gone (docs/ledger.md)."""
     return (
         f"The backup blob '{record.blob_name}' has vanished from container "
-        f"'{container_name}' (found missing at {_iso(now)}); the backup cannot be restored."
+        f"'{container_name}' (found missing at {iso(now)}); the backup cannot be restored."
     )
 
 
@@ -231,10 +231,6 @@ def row_changes(
 # --------------------------------------------------------------------------- result
 
 
-def _iso(moment: datetime) -> str:
-    return utc(moment).isoformat().replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class Entry:
     """One ledger row in a result: its state before the pass and what happened."""
@@ -257,7 +253,7 @@ class Entry:
             "backupName": self.backup_name,
             "service": self.service,
             "status": self.status,
-            "createdAt": _iso(self.created_at),
+            "createdAt": iso(self.created_at),
             "reason": self.reason,
         }
 
@@ -274,7 +270,7 @@ class OrphanEntry:
         return {
             "blobName": self.blob_name,
             "service": self.service,
-            "createdAt": _iso(self.created_at),
+            "createdAt": iso(self.created_at),
             "deleted": self.deleted,
             "reason": self.reason,
         }

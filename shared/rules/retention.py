@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.rules.model import BackupRecord, Status, utc
+from shared.rules.model import BackupRecord, Status, newest_first, utc
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,6 @@ class RetentionPlan:
 
 def _day(moment: datetime) -> str:
     return utc(moment).strftime("%Y-%m-%d")
-
-
-def newest_first(records: Iterable[BackupRecord]) -> list[BackupRecord]:
-    """Newest first; the name breaks ties so the order never depends on input order."""
-    return sorted(records, key=lambda r: (r.created_at, r.backup_name), reverse=True)
 
 
 def protected_names(

@@ -15,7 +15,7 @@ from azure.storage.blob import ContainerClient
 
 from devstack.counting import count_requests
 from shared.adapters.ledger import BackupLedger, ensure_table
-from shared.jobs import backups, history, housekeeping
+from shared.jobs import backups, health, history, housekeeping, schedule
 from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
 from shared.rules.naming import backup_name
 from shared.runtime import Runtime
@@ -81,7 +81,7 @@ def test_idle_tick_and_health_cost_the_same_whatever_the_history(product: Produc
             report = housekeeping.run(runtime)
         assert report.prune["pruned"] == [] and report.settled == []  # idle indeed
         with count_requests() as probe:
-            assert backups.health(runtime).healthy
+            assert health.report(runtime).healthy
         return tick.total, probe.total
 
     before = costs()
@@ -196,7 +196,7 @@ def test_parallel_tick_one_failure_costs_no_other_service_its_backup(product: Pr
         APIM_SERVICES=",".join(product.stack.service_id(s) for s in services), MAX_PARALLEL="3"
     )
     with count_requests() as sent:
-        started = backups.scheduled_backups(runtime)
+        started = schedule.scheduled_backups(runtime)
     assert sorted(s.backup.service for s in started) == sorted(good)
     rows = {r.service: r for r in runtime.ledger.records()}
     for service in good:
@@ -217,7 +217,7 @@ def test_housekeeping_polls_each_running_operation_once(product: Product):
     runtime = product.reconfigure(
         APIM_SERVICES=",".join(product.stack.service_id(s) for s in services), MAX_PARALLEL="2"
     )
-    assert len(backups.scheduled_backups(runtime)) == 3
+    assert len(schedule.scheduled_backups(runtime)) == 3
     product.stack.control.clear_requests()
     report = housekeeping.run(runtime)
     assert report.settled == [] and report.stranded == []

@@ -13,7 +13,7 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from devstack.stack import LocalStack
-from shared.jobs import schedule
+from shared.jobs import debts
 from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.jobs.restores import RestoreRequest, start_restore
@@ -97,7 +97,7 @@ def test_a_start_refused_at_0200_is_caught_up_and_health_shows_the_debt(
     status, services = health()
     assert status == 200 and services["contoso-apim"]["missedSchedule"] is None
     housekeeping(product)
-    assert schedule.debts(product.runtime) == {}
+    assert debts.owed(product.runtime) == {}
     # Never owed past the 2-hour grace: no alert.
     assert signals(caplog, "ScheduleOwed") == []
 
@@ -115,7 +115,7 @@ def test_a_manual_backup_pays_the_debt(product: Product):
 
     assert health()[1]["contoso-apim"]["missedSchedule"] is None
     housekeeping(product)
-    assert schedule.debts(product.runtime) == {}
+    assert debts.owed(product.runtime) == {}
     assert len(succeeded(product, "contoso-apim")) == 1  # no catch-up on top of it
 
 
@@ -147,7 +147,7 @@ def test_a_scheduled_run_that_never_happened_is_noticed(product: Product):
     # The next night the host is down at 02:00 (or storage is): no tick, no mark.
     at_0200(product)
     housekeeping(product, 5)  # within the slack: the tick may still be running
-    assert schedule.debts(product.runtime) == {}
+    assert debts.owed(product.runtime) == {}
     housekeeping(product, 10)  # 02:15: noticed, owed, started
     housekeeping(product, 5)
     for service in ("contoso-apim", "contoso-standby"):
@@ -173,7 +173,7 @@ def test_storage_down_at_the_tick_is_owed_through_the_schedule(product: Product,
     function_app.scheduled_backup(TimerRequest())  # every write fails: logged, not raised
     monkeypatch.undo()
     assert len(product.arm_requests("POST", "/backup")) == posts  # nothing started
-    assert schedule.debts(product.runtime) == {}  # and no debt could be written
+    assert debts.owed(product.runtime) == {}  # and no debt could be written
     housekeeping(product, 15)  # the schedule's last run left no mark: owed, started
     housekeeping(product, 5)
     for service in ("contoso-apim", "contoso-standby"):
@@ -288,7 +288,7 @@ def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
     at_0200(product)
     product.stack.control.fail_next_operation("contoso-apim", "BackupFailed", "Disk on fire")
     function_app.scheduled_backup(TimerRequest())  # started, and the run's mark written
-    assert schedule.debts(runtime) == {}
+    assert debts.owed(runtime) == {}
 
     product.clock.now += timedelta(minutes=5)
     plan = CrashPlan(writes)  # the operation row's verdict is the first write
@@ -301,18 +301,18 @@ def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
     finally:
         runtime.ledger.table, runtime.operations.table = ledger_table, operations_table
     assert list(runtime.operations.running()) == []  # the Failed verdict was saved
-    assert schedule.debts(runtime) == {}  # the debt died with the process
+    assert debts.owed(runtime) == {}  # the debt died with the process
     # ...but not the signal: it follows the stored verdict at once (nothing polls it again).
     [failed] = signals(caplog, "BackupFailed")
     assert failed["service"] == "contoso-apim" and "Disk on fire" in failed["error"]
 
     housekeeping(product, 5)  # 02:10: neither taken nor owed: owed now, and started
-    [debt] = schedule.debts(runtime).values()
+    [debt] = debts.owed(runtime).values()
     assert debt.since == product.clock.now - timedelta(minutes=10) and debt.operation_id
     assert "Disk on fire" in debt.last_error
     housekeeping(product, 5)  # 02:15: the catch-up has succeeded; the debt is paid
     assert len(succeeded(product, "contoso-apim")) == 1
-    assert schedule.debts(runtime) == {}
+    assert debts.owed(runtime) == {}
     assert health()[0] == 200
     housekeeping(product, 60)  # the night is covered: nothing more is started
     assert len(succeeded(product, "contoso-apim")) == 1

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared import signals
-from shared.jobs.schedule import backoff
 from shared.rules import ncrontab
 from shared.rules.arm import retry_after_seconds
 from shared.rules.armurl import OperationUrlRejected, arm_poll_url
+from shared.rules.debts import backoff
 from shared.rules.evidence import Evidence, judge_unconfirmed
 from shared.rules.service import PollState
 

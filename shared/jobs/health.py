@@ -1,0 +1,169 @@
+"""Can every service be restored to within RPO_HOURS? The health route's answer, and
+housekeeping's RPO check that signals a breach.
+
+A service is healthy while its newest restorable backup is younger than RPO_HOURS and
+it owes no scheduled backup; the product is healthy while every service is and no
+operation is stuck. Certificates about to expire are a warning, never unhealthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import signals
+from shared.jobs import debts
+from shared.jobs.backups import find_newest_restorable
+from shared.jobs.operations import LOCK_GRACE
+from shared.parallel import run_each
+from shared.rules import manifest
+from shared.rules.model import BACKUP_LIFETIME, BackupRecord, newest, newest_restorable
+from shared.rules.naming import ServiceId
+from shared.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    body: dict[str, Any]
+
+
+def report(runtime: Runtime) -> Health:
+    """``GET /api/health``: each service has a restorable backup younger than RPO_HOURS,
+    and nothing is stuck."""
+    now = runtime.clock()
+    rpo = timedelta(hours=runtime.settings.rpo_hours)
+    services = runtime.settings.apim_services
+    recent = run_each(  # one key-range read per service, MAX_PARALLEL at once
+        services, lambda s: _recent(runtime, s.key, now), runtime.settings.max_parallel, "health"
+    )
+    stuck = _stuck_operations(runtime, now)
+    reports = [_service_health(s, rows, now, rpo) for s, rows in zip(services, recent, strict=True)]
+    _add_missed_schedules(runtime, services, reports)
+    healthy = all(r["healthy"] for r in reports) and not stuck
+    certificates = [
+        warning
+        for service, rows in zip(services, recent, strict=True)
+        for warning in _certificate_warnings(service, rows, now, runtime.settings.cert_warning_days)
+    ]
+    body = {
+        "status": "Healthy" if healthy else "Unhealthy",
+        "rpoHours": runtime.settings.rpo_hours,
+        "services": reports,
+        "stuckOperations": stuck,
+        "warnings": {"certificates": certificates},
+    }
+    return Health(healthy, body)
+
+
+def _add_missed_schedules(
+    runtime: Runtime, services: Sequence[ServiceId], reports: list[dict[str, Any]]
+) -> None:
+    """A service that owes a scheduled backup is unhealthy until it is paid (one query of
+    the owed rows, which are at most one per service)."""
+    owed = debts.owed(runtime)
+    for service, entry in zip(services, reports, strict=True):
+        debt = owed.get(service.key)
+        if debt is not None and debts.is_paid(runtime, debt):
+            debt = None  # housekeeping deletes the row on its next tick
+        entry["missedSchedule"] = None if debt is None else debt.to_api()
+        if debt is not None:
+            entry["healthy"] = False
+            entry["reason"] = entry["reason"] or (
+                f"scheduled backup owed since {entry['missedSchedule']['since']}"
+            )
+
+
+def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:
+    """The service's backups of the last 30 days, the only ones that can be restorable
+    (a backup is restorable for 30 days at most): a RowKey range of the service's
+    partition, one request whatever the history."""
+    return list(runtime.ledger.since(service, now - BACKUP_LIFETIME))
+
+
+def _certificate_warnings(
+    service: ServiceId, recent: list[BackupRecord], now: datetime, days: int
+) -> list[dict[str, Any]]:
+    """Certificates in the service's newest manifest that expire within CERT_WARNING_DAYS.
+    From the ledger's copy of the metadata: no blob is read. A warning only: it never
+    makes health unhealthy."""
+    with_manifest = newest(r for r in recent if r.manifest_blob)
+    if with_manifest is None:
+        return []
+    return manifest.expiring_certificates(service.name, with_manifest.certificates, now, days)
+
+
+def _service_health(
+    service: ServiceId, recent: list[BackupRecord], now: datetime, rpo: timedelta
+) -> dict[str, Any]:
+    found = newest_restorable(recent, now)
+    if found is None:
+        return {
+            "service": service.name,
+            "healthy": False,
+            "newestBackup": None,
+            "ageHours": None,
+            "reason": "no restorable backup",
+        }
+    age = now - found.created_at
+    healthy = age <= rpo
+    return {
+        "service": service.name,
+        "healthy": healthy,
+        "newestBackup": found.backup_name,
+        "ageHours": round(age.total_seconds() / 3600, 2),
+        "reason": None
+        if healthy
+        else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours",
+    }
+
+
+def _stuck_operations(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
+    limit = timedelta(minutes=runtime.settings.operation_timeout_minutes) + LOCK_GRACE
+    return [
+        {
+            "operationId": op.operation_id,
+            "kind": op.kind.value,
+            "service": op.service,
+            "since": op.created_at.isoformat(),
+        }
+        for op in runtime.operations.running()
+        if now - op.created_at > limit
+    ]
+
+
+# The RPO, checked by housekeeping ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RpoBreach:
+    service: str
+    newest_backup: str | None
+    age_hours: float | None
+
+
+def check_rpo(runtime: Runtime) -> list[RpoBreach]:
+    """Every service's newest restorable backup against RPO_HOURS; one RpoBreached signal
+    per breached service per call (housekeeping calls it every tick, so a stateful alert
+    stays fired while the breach lasts and resolves once it ends)."""
+    now = runtime.clock()
+    rpo = timedelta(hours=runtime.settings.rpo_hours)
+    breaches: list[RpoBreach] = []
+    for service in runtime.settings.apim_services:
+        found = find_newest_restorable(runtime, service.key, now)
+        age = None if found is None else now - found.created_at
+        if age is not None and age <= rpo:
+            continue
+        hours = None if age is None else round(age.total_seconds() / 3600, 2)
+        breach = RpoBreach(service.key, found.backup_name if found else None, hours)
+        breaches.append(breach)
+        signals.emit(
+            signals.Signal.RPO_BREACHED,
+            service=service.key,
+            newestBackup=breach.newest_backup,
+            ageHours=hours,
+            rpoHours=runtime.settings.rpo_hours,
+        )
+    return breaches
