@@ -42,3 +42,7 @@ def emulator(stack: LocalStack) -> LocalStack:
 def azurite(stack: LocalStack) -> Azurite:
     """Storage only: the stack's own Azurite, so a session never runs two."""
     return stack.azurite
+
+
+# The product wired to the local stack, for every folder of tests that drives it.
+from tests.product import product as product  # noqa: E402

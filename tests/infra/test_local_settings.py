@@ -25,7 +25,7 @@ def test_sample_sets_every_timer_setting(name: str) -> None:
 
 # -- the sample, SETTING_NAMES and docs/settings.md in step ------------------------------
 # (The Bicep app settings are held to SETTING_NAMES by test_bicep.py; the docs' table by
-# tests/unit/test_docs.py. Together the four cannot drift apart.)
+# tests/repo/test_docs.py. Together the four cannot drift apart.)
 
 # Settings the sample leaves out, each for a reason; every other one it sets.
 NOT_IN_SAMPLE = {

@@ -24,7 +24,7 @@ import yaml
 
 from devstack.funchost import FunctionHost, http_routes
 from devstack.worker import Worker
-from tests.integration.conftest import Product
+from tests.product import Product
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENT = REPO / "docs" / "openapi.yaml"
@@ -146,7 +146,7 @@ def test_schemathesis_finds_the_app_keeps_to_the_document(served: Any, tmp_path:
     # The Functions host, not the app, answers a method no function serves (404 here).
     # With a bearer token, ignored_auth would spoil the function key while the token (sent
     # with every request) still satisfies the alternative scheme: the caller is rightly let
-    # in. Who may call is the platform's check there; tests/integration/test_entra_auth.py
+    # in. Who may call is the platform's check there; tests/api/test_entra_auth.py
     # covers the app's own.
     excluded = "unsupported_method" + (",ignored_auth" if "Bearer" in header else "")
     report = tmp_path / "report.json"

@@ -22,7 +22,7 @@ from devstack.worker import Indexed, Worker
 from shared.rules.model import Status, Trigger
 from shared.rules.ncrontab import parse as validate
 from tests.infra import REPO, app_settings, string_value, walk
-from tests.integration.conftest import Product
+from tests.product import Product
 
 # What the host must register: name -> (trigger, what the trigger says). A decorator
 # removed, a route or method changed, or a schedule hard-coded shows up here.

@@ -14,7 +14,7 @@ import function_app
 from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.rules.model import Status, Trigger
-from tests.integration.conftest import Product, body_of, http
+from tests.product import Product, body_of, http
 
 pytestmark = pytest.mark.stack
 

@@ -20,7 +20,7 @@ from shared.jobs.restores import RestoreRequest, start_restore
 from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
 from tests.emulator import RG, make_client, params
-from tests.integration.conftest import Product, body_of, get_operation, http
+from tests.product import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
 
@@ -263,7 +263,7 @@ def test_rpo_breaches_are_signalled_by_housekeeping(
 
 
 def test_an_abandoned_row_is_signalled(product: Product, caplog: pytest.LogCaptureFixture):
-    from tests.integration.test_backups import test_abandoned_running_row_is_failed_by_housekeeping
+    from tests.jobs.test_backups import test_abandoned_running_row_is_failed_by_housekeeping
 
     test_abandoned_running_row_is_failed_by_housekeeping(product)
     [signal] = signals(caplog, "BackupFailed")

@@ -12,7 +12,7 @@ import pytest
 from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.rules.model import Status, Trigger
-from tests.integration.conftest import Product
+from tests.product import Product
 from tests.runbook_client import RecordingHost, Seen, StubServer, easy_auth_host, run_client
 
 pytestmark = pytest.mark.stack

@@ -18,7 +18,7 @@ from shared.jobs.restores import RestoreRequest, start_restore
 from shared.rules.arm import POLL_ACTION
 from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
-from tests.integration.conftest import Product, body_of, get_operation
+from tests.product import Product, body_of, get_operation
 
 pytestmark = pytest.mark.stack
 

@@ -26,7 +26,7 @@ import requests
 from shared.jobs.backups import start_backup
 from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
-from tests.integration.conftest import Product, body_of, get_operation
+from tests.product import Product, body_of, get_operation
 
 pytestmark = pytest.mark.stack
 

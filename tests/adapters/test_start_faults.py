@@ -15,7 +15,7 @@ from shared.jobs.operations import LOCK_GRACE, finish_running
 from shared.jobs.restores import RestoreRequest, start_restore
 from shared.rules.arm import START_RETRY_BUDGET_SECONDS
 from shared.rules.model import Status, Trigger
-from tests.integration.conftest import Product, body_of, get_operation, http
+from tests.product import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
 

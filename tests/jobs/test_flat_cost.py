@@ -20,7 +20,7 @@ from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Sta
 from shared.rules.naming import backup_name
 from shared.runtime import Runtime
 from shared.settings import Settings
-from tests.integration.conftest import Product
+from tests.product import Product
 
 pytestmark = pytest.mark.stack
 

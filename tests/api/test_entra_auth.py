@@ -16,7 +16,7 @@ from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.rules.model import Trigger
 from tests.funchost import FunctionHost, client_principal, http_routes
-from tests.integration.conftest import Product
+from tests.product import Product
 
 pytestmark = pytest.mark.stack
 

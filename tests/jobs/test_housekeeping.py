@@ -15,7 +15,7 @@ from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.jobs.restores import RestoreRequest, start_restore
 from shared.rules.model import Status, Trigger
-from tests.integration.conftest import Product, http
+from tests.product import Product, http
 
 pytestmark = pytest.mark.stack
 

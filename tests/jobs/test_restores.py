@@ -14,7 +14,7 @@ from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.jobs.restores import RestoreRequest, standby_sync, start_restore
 from shared.rules.model import OperationKind, Status, Trigger
-from tests.integration.conftest import Product, body_of, get_operation, http
+from tests.product import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
 

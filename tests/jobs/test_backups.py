@@ -15,7 +15,7 @@ from shared.jobs.backups import start_backup
 from shared.jobs.housekeeping import settle_stranded_rows
 from shared.jobs.operations import finish_running
 from shared.rules.model import Status, Trigger
-from tests.integration.conftest import Product, body_of, get_operation, http
+from tests.product import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
 

@@ -20,7 +20,7 @@ from shared.jobs.restores import standby_sync
 from shared.rules.model import Status, Trigger
 from shared.rules.naming import backup_name
 from tests.emulator import arm_get
-from tests.integration.conftest import Product, body_of, get_operation, http
+from tests.product import Product, body_of, get_operation, http
 
 pytestmark = pytest.mark.stack
 

@@ -13,7 +13,7 @@ blobs (with theirs) and the emulator's log of write requests are the same before
 after. The totals (inputs per route, answers by status and code) are printed at the
 end of the module; run it with
 
-    .venv/bin/python -m pytest -q tests/integration/test_fuzz.py
+    .venv/bin/python -m pytest -q tests/api/test_fuzz.py
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 import function_app
 from shared.api.http import MAX_BODY_BYTES
 from tests.funchost import FunctionHost
-from tests.integration.conftest import Product, http
+from tests.product import Product, http
 
 pytestmark = pytest.mark.stack
 
