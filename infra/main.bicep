@@ -508,13 +508,19 @@ module apimAccess 'app/apim-access.bicep' = [
 ]
 
 // APIM writes (backup) and reads (restore) the blob itself, with its own identity: each
-// service's system-assigned identity on the backup container only, and only on blobs
-// named after that service (backup names start with '<service>-'), so one service's
-// policy author cannot read or overwrite another service's backups. A restore target
-// restores other services' backups too (standby sync, a restore into another region),
-// and APIM reads them with the target's identity: a restore target may also read,
-// never write or delete, the backups of every service in apimServiceIds.
-var sourcePrefixes = [for id in apimIdsLower: '${last(split(id, '/'))}-']
+// service's system-assigned identity on the backup container only, and only on that
+// service's own backups, so one service's policy author cannot read or overwrite another
+// service's backups. A backup's blob name is '<service>-<yyyyMMdd>T<HHmmss>Z.apimbackup'
+// with the service name in lower case (shared/rules/naming.py); the condition matches exactly
+// that shape (StringLike: '?' is one character, the whole name must match). A prefix
+// would not do: service names contain hyphens, and 'contoso-' also starts every backup
+// of 'contoso-dr'. APIM touches no other blob: the settings manifest beside a backup is
+// written and read by the function, with its own identity. A restore target restores
+// other services' backups too (standby sync, a restore into another region), and APIM
+// reads them with the target's identity: a restore target may also read, never write or
+// delete, the backups of every service in apimServiceIds.
+var backupNameStamp = '-????????T??????Z.apimbackup'
+var sourcePatterns = [for id in apimIdsLower: '${last(split(id, '/'))}${backupNameStamp}']
 
 module apimSystemIdentityStorageRoles 'app/container-roles.bicep' = [
   for (id, i) in accessIds: if (useApimSystemIdentity) {
@@ -528,8 +534,8 @@ module apimSystemIdentityStorageRoles 'app/container-roles.bicep' = [
       roleDefinitionIds: [
         roles.storageBlobDataContributor
       ]
-      blobPrefix: '${last(split(id, '/'))}-'
-      readPrefixes: contains(restoreIdsLower, id) ? sourcePrefixes : []
+      blobPattern: '${last(split(id, '/'))}${backupNameStamp}'
+      readPatterns: contains(restoreIdsLower, id) ? sourcePatterns : []
     }
   }
 ]

@@ -341,74 +341,150 @@ def test_network_lockdown_denies_by_default_and_keeps_the_trusted_services_bypas
 _BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
 
 
-def test_container_roles_are_on_the_container_with_a_blob_path_condition() -> None:
+def test_container_roles_are_on_the_container_with_a_blob_name_condition() -> None:
     file = "app/container-roles.bicep"
     assignment = _props(_body(file, "Microsoft.Authorization/roleAssignments@"))
     body = _body(file, "Microsoft.Authorization/roleAssignments@")
     assert text(object_properties(body)["scope"]) == "container"
-    assert text(assignment["condition"]) == "empty(blobPrefix) ? null : prefixCondition"
-    assert text(assignment["conditionVersion"]) == "empty(blobPrefix) ? null : '2.0'"
+    assert text(assignment["condition"]) == "empty(blobPattern) ? null : nameCondition"
+    assert text(assignment["conditionVersion"]) == "empty(blobPattern) ? null : '2.0'"
     tree = parse(INFRA / file)
     declared = variables(tree)
     assert text(declared["blobActions"]) == f"'{_BLOBS}'"
-    assert text(declared["prefixCondition"]) == "'${readCondition} AND ${writeCondition}'"
+    assert text(declared["nameCondition"]) == "'${readCondition} AND ${writeCondition}'"
     write = text(declared["writeCondition"]).replace("\\'", "'")  # Bicep's \' is '
     read = text(declared["readCondition"]).replace("\\'", "'")
     # Write, add, delete and move (rename, in Storage Blob Data Contributor): only on
-    # blobs under the service's own prefix.
+    # blobs whose whole name matches the service's pattern.
     for action in ("write'}", "add/action'}", "delete'}", "move/action'}"):
         assert "!(ActionMatches{'${blobActions}/" + action in write, action
     assert "read" not in write
-    assert write.endswith("OR (@Resource[${blobActions}:path] StringStartsWith '${blobPrefix}'))'")
-    # Read (other than List): under the own prefix or one of readPrefixes.
+    assert write.endswith("OR (@Resource[${blobActions}:path] StringLike '${blobPattern}'))'")
+    # Read (other than List): the own pattern or one of readPatterns.
     assert (
         "!(ActionMatches{'${blobActions}/read'} AND NOT SubOperationMatches{'Blob.List'})" in read
     )
     assert read.endswith("OR (${join(readPaths, ' OR ')}))'"), read
     paths = text(declared["readPaths"]).replace("\\'", "'")
     assert paths == (
-        "[for prefix in union([blobPrefix], readPrefixes): "
-        "'@Resource[${blobActions}:path] StringStartsWith '${prefix}'']"
+        "[for pattern in union([blobPattern], readPatterns): "
+        "'@Resource[${blobActions}:path] StringLike '${pattern}'']"
     ), paths
     # Rendered for a restore target that is also a source: balanced, both halves ANDed.
-    rendered = _render_condition(read, write, "contoso-", ["contoso-", "fabrikam-"])
+    own, other = "contoso" + _STAMP_PATTERN, "fabrikam" + _STAMP_PATTERN
+    rendered = _render_condition(read, write, own, [own, other])
     assert rendered.count("(") == rendered.count(")")
-    assert rendered.count("StringStartsWith 'contoso-'") == 2  # read and write
-    assert rendered.count("StringStartsWith 'fabrikam-'") == 1  # read only
+    assert rendered.count(f"StringLike '{own}'") == 2  # read and write
+    assert rendered.count(f"StringLike '{other}'") == 1  # read only
 
 
-def _render_condition(read: str, write: str, prefix: str, read_prefixes: list[str]) -> str:
+@pytest.mark.parametrize("path", bicep_files(), ids=_rel)
+def test_no_blob_condition_is_a_bare_name_prefix(path: Path) -> None:
+    # A prefix condition ('<service>-') lets 'contoso' reach every backup of 'contoso-dr'.
+    assert "StringStartsWith" not in path.read_text(encoding="utf-8"), _rel(path)
+
+
+def _render_condition(read: str, write: str, pattern: str, read_patterns: list[str]) -> str:
     """The condition Resource Manager receives, from the Bicep strings (for a sanity check
     of its shape, not a parser of the condition language)."""
     paths = [
-        f"@Resource[{_BLOBS}:path] StringStartsWith '{p}'"
-        for p in dict.fromkeys([prefix, *read_prefixes])
+        f"@Resource[{_BLOBS}:path] StringLike '{p}'"
+        for p in dict.fromkeys([pattern, *read_patterns])
     ]
 
     def fill(template: str) -> str:
         return (
             template.strip("'")
             .replace("${blobActions}", _BLOBS)
-            .replace("${blobPrefix}", prefix)
+            .replace("${blobPattern}", pattern)
             .replace("${join(readPaths, ' OR ')}", " OR ".join(paths))
         )
 
     return f"{fill(read)} AND {fill(write)}"
 
 
+def _string_like(value: str, pattern: str) -> bool:
+    """ABAC's StringLike (Microsoft Learn, "Azure role assignment condition format and
+    syntax"): case-sensitive, whole string, '*' any run of characters, '?' exactly one."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def test_string_like_stand_in_follows_the_documented_examples() -> None:
+    # The examples of the condition-format page, so the stand-in means what Azure means.
+    assert _string_like("abcd", "a*c?")
+    assert not _string_like("abcd", "A*C?")
+    assert not _string_like("abcd", "a*c")
+
+
+# The part of a backup name after '<service>' in main.bicep (read from the template).
+_STAMP_PATTERN = "-????????T??????Z.apimbackup"
+
+
+def _apim_pattern(service: str) -> str:
+    """The StringLike pattern main.bicep grants the APIM identity of `service`."""
+    main = parse(INFRA / "main.bicep")
+    stamp = string_value(variables(main)["backupNameStamp"])
+    assert stamp == _STAMP_PATTERN
+    return service.lower() + stamp
+
+
 def test_each_apim_identity_only_reaches_its_own_backups() -> None:
     main = (INFRA / "main.bicep").read_text()
     block = main.split("module apimSystemIdentityStorageRoles", 1)[1].split("\nmodule ", 1)[0]
     assert "'app/container-roles.bicep'" in block
-    # Backup names are '<service>-<timestamp>Z.apimbackup' (shared/rules/naming.py).
-    assert "blobPrefix: '${last(split(id, '/'))}-'" in block
+    # Backup names are '<service>-<yyyyMMdd>T<HHmmss>Z.apimbackup' (shared/rules/naming.py).
+    assert "blobPattern: '${last(split(id, '/'))}${backupNameStamp}'" in block
     # A restore target restores other services' backups with its own identity: it reads
     # (never writes) the backups of every source service.
-    assert "readPrefixes: contains(restoreIdsLower, id) ? sourcePrefixes : []" in block
-    assert "var sourcePrefixes = [for id in apimIdsLower: '${last(split(id, '/'))}-']" in main
+    assert "readPatterns: contains(restoreIdsLower, id) ? sourcePatterns : []" in block
+    assert (
+        "var sourcePatterns = [for id in apimIdsLower: '${last(split(id, '/'))}${backupNameStamp}']"
+        in main
+    )
+    # The service name in the pattern is the lower-cased one, as in the backup's name.
+    assert "for id in apimIdsLower" in main and "accessIds = union(apimIdsLower" in main
+
+
+@pytest.mark.parametrize("service", ["contoso", "contoso-dr", "Contoso-APIM-2", "a1"])
+def test_the_blob_pattern_matches_every_backup_name_of_its_service(service: str) -> None:
     from shared.rules.naming import backup_name
 
-    assert backup_name("contoso-apim", datetime.now(UTC)).startswith("contoso-apim-")
+    pattern = _apim_pattern(service)
+    for moment in (
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime.now(UTC),
+    ):
+        assert _string_like(backup_name(service, moment), pattern), (service, moment)
+
+
+def test_the_blob_pattern_reaches_no_other_service_and_no_other_blob() -> None:
+    from shared.rules.manifest import manifest_blob_name
+    from shared.rules.naming import backup_name
+
+    moment = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    contoso = _apim_pattern("contoso")
+    # The hyphen case of issue 18: 'contoso-' starts every backup of 'contoso-dr'.
+    for other in ("contoso-dr", "contoso-1", "contosodr", "contos", "xcontoso", "contoso-2026"):
+        name = backup_name(other, moment)
+        assert not _string_like(name, contoso), name
+    # ...and the other way round.
+    assert not _string_like(backup_name("contoso", moment), _apim_pattern("contoso-dr"))
+    # The function writes and reads the manifests; the APIM identity needs no access.
+    assert not _string_like(manifest_blob_name(backup_name("contoso", moment)), contoso)
+    for name in (
+        "contoso-",
+        "contoso-x",
+        "contoso-20260304T050607Z.apimbackup.old",
+        "dir/contoso-20260304T050607Z.apimbackup",
+        "CONTOSO-20260304T050607Z.apimbackup",
+    ):
+        assert not _string_like(name, contoso), name
+
+
+def test_data_roles_on_the_backup_account_are_never_account_wide() -> None:
+    main = (INFRA / "main.bicep").read_text()
     # Data roles on the backup account never cover the whole account: the only
     # account-wide grant there is Reader (control plane, for the CORS pre-check).
     for module in re.findall(r"module (\w+) 'app/storage-roles\.bicep'", main):
