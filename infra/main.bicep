@@ -264,8 +264,15 @@ var idSeparators = [
   '\r'
   '\t'
 ]
-var apimIds = filter(split(apimServiceIds, idSeparators), id => length(trim(id)) > 0)
-var restoreIdsGiven = filter(split(restoreTargetIds, idSeparators), id => length(trim(id)) > 0)
+// Every resource ID is normalised once, here, and every name, scope and setting below is
+// taken from the normalised form, never from a parameter as given: empty segments are
+// dropped, so an ID with a trailing (or doubled) slash, which the product accepts
+// ('.../service/contoso/'), gives the same subscription ([2]), resource group ([4]) and
+// name (last) as the plain ID, instead of an empty name (an APIM service called '' and a
+// blob pattern '-????????T??????Z.apimbackup'). One expression per ID, inline: checkov's
+// Bicep parser reads no user-defined function.
+var apimIds = [for raw in filter(split(apimServiceIds, idSeparators), token => length(trim(token)) > 0): '/${join(filter(split(raw, '/'), segment => length(segment) > 0), '/')}']
+var restoreIdsGiven = [for raw in filter(split(restoreTargetIds, idSeparators), token => length(trim(token)) > 0): '/${join(filter(split(raw, '/'), segment => length(segment) > 0), '/')}']
 var restoreIds = empty(restoreIdsGiven) ? apimIds : restoreIdsGiven
 // Every service the function may touch, once each (union() drops duplicates; toLower
 // makes two spellings of one resource ID the same, so no role is assigned twice).
@@ -282,20 +289,24 @@ var restoreGroups = [for id in restoreIdsLower: '/subscriptions/${split(id, '/')
 var sourceScopes = union([subscription().id], sourceGroups)
 var restoreScopes = union([subscription().id], restoreGroups)
 var operatorRole = 'e022efe7-f5ba-4159-bbe4-b44f577e9b61' // API Management Service Operator Role
-var extraActionGroupIds = filter(split(alertActionGroupIds, idSeparators), id => length(trim(id)) > 0)
+var extraActionGroupIds = [for raw in filter(split(alertActionGroupIds, idSeparators), token => length(trim(token)) > 0): '/${join(filter(split(raw, '/'), segment => length(segment) > 0), '/')}']
 
-var createBackupAccount = empty(existingBackupStorageAccountId)
+var createBackupAccount = empty(trim(existingBackupStorageAccountId))
+var existingBackupAccountId = '/${join(filter(split(trim(existingBackupStorageAccountId), '/'), segment => length(segment) > 0), '/')}'
+var apimBackupIdentity = '/${join(filter(split(trim(apimBackupIdentityId), '/'), segment => length(segment) > 0), '/')}'
+var backupKeyVaultId = '/${join(filter(split(trim(backupStorageKeyVaultId), '/'), segment => length(segment) > 0), '/')}'
+var subnetId = empty(trim(functionSubnetId)) ? '' : '/${join(filter(split(trim(functionSubnetId), '/'), segment => length(segment) > 0), '/')}'
 // Resource IDs are split into subscription ([2]), resource group ([4]) and name (last).
 // An unused, empty ID is replaced by a well-formed placeholder first, so that no
 // expression ever indexes past the end of an empty split (ARM may evaluate the scope
 // of a module whose condition is false).
 var placeholderId = '/subscriptions/${subscription().subscriptionId}/resourceGroups/${rgName}/providers/none/none/none'
-var backupAccountIdParts = split(createBackupAccount ? placeholderId : existingBackupStorageAccountId, '/')
+var backupAccountIdParts = split(createBackupAccount ? placeholderId : existingBackupAccountId, '/')
 var backupAccountSubscriptionId = backupAccountIdParts[2]
 var backupAccountResourceGroup = backupAccountIdParts[4]
 var backupAccountName = createBackupAccount ? 'stbk${resourceToken}' : last(backupAccountIdParts)
-var apimIdentityIdParts = split(empty(apimBackupIdentityId) ? placeholderId : apimBackupIdentityId, '/')
-var keyVaultIdParts = split(empty(backupStorageKeyVaultId) ? placeholderId : backupStorageKeyVaultId, '/')
+var apimIdentityIdParts = split(empty(trim(apimBackupIdentityId)) ? placeholderId : apimBackupIdentity, '/')
+var keyVaultIdParts = split(empty(trim(backupStorageKeyVaultId)) ? placeholderId : backupKeyVaultId, '/')
 // https://<vault>.<dns suffix>/secrets/<name>[/<version>]: the name is the fifth segment.
 var keyVaultSecretName = length(split(backupStorageKeySecretUri, '/')) > 4 ? split(backupStorageKeySecretUri, '/')[4] : 'none'
 // Immutability never outlasts retention: pruning must be able to delete a due blob.
@@ -393,7 +404,7 @@ module backupStorage 'app/backup-storage.bicep' = {
     backupBlobMaxAgeDays: backupBlobMaxAgeDays
     deleteLock: backupDeleteLock
     restrictNetworkAccess: backupNetworkLockdown
-    allowedSubnetIds: empty(functionSubnetId) ? [] : [functionSubnetId]
+    allowedSubnetIds: empty(subnetId) ? [] : [subnetId]
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
   dependsOn: [
@@ -614,7 +625,7 @@ module functionApp 'app/function-app.bicep' = {
     apiAuth: apiAuthMode
     entraClientId: entraClientId
     entraAppIdUri: entraAppIdUri
-    virtualNetworkSubnetId: functionSubnetId
+    virtualNetworkSubnetId: subnetId
   }
   // The host starts as soon as the site exists: let it find its roles in place. A Key
   // Vault reference resolved before its role exists is not retried for hours.

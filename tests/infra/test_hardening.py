@@ -227,6 +227,91 @@ def test_no_hardcoded_environment_urls_even_in_descriptions(path: Path) -> None:
     assert not found, f"{_rel(path)}: {found} (use environment() instead)"
 
 
+# --- resource IDs are normalised before any name is taken from them (issue 18) -----------
+
+# The parameters that hold resource IDs, and the variables holding their normalised form.
+_ID_LISTS = {
+    "apimServiceIds": "apimIds",
+    "restoreTargetIds": "restoreIdsGiven",
+    "alertActionGroupIds": "extraActionGroupIds",
+}
+_SINGLE_IDS = {
+    "existingBackupStorageAccountId": "existingBackupAccountId",
+    "apimBackupIdentityId": "apimBackupIdentity",
+    "backupStorageKeyVaultId": "backupKeyVaultId",
+    "functionSubnetId": "subnetId",
+}
+_NORMALISED = "'/${join(filter(split(%s, '/'), segment => length(segment) > 0), '/')}'"
+
+
+def test_every_resource_id_parameter_is_normalised_once() -> None:
+    declared = variables(parse(INFRA / "main.bicep"))
+    for param, var in _ID_LISTS.items():
+        assert text(declared[var]) == (
+            f"[for raw in filter(split({param}, idSeparators), token => length(trim(token)) > 0): "
+            + _NORMALISED % "raw"
+            + "]"
+        ), var
+    for param, var in _SINGLE_IDS.items():
+        assert (_NORMALISED % f"trim({param})") in text(declared[var]), var
+
+
+def test_no_name_or_scope_is_taken_from_a_raw_resource_id_parameter() -> None:
+    # A raw ID parameter may be tested for emptiness, or normalised in its own variable;
+    # every split(), last() and setting works on the normalised form.
+    tree = parse(INFRA / "main.bicep")
+    normalisers = {*_ID_LISTS.values(), *_SINGLE_IDS.values()}
+    raw_params = {*_ID_LISTS, *_SINGLE_IDS}
+    misuse: list[str] = []
+    for node in walk(tree.root_node):
+        if node.type != "identifier" or text(node) not in raw_params:
+            continue
+        if node.parent is not None and node.parent.type == "parameter_declaration":
+            continue
+        owner = node.parent
+        while owner is not None and owner.type != "variable_declaration":
+            owner = owner.parent
+        if owner is not None and text(owner.named_children[0]) in normalisers:
+            continue
+        call = node.parent.parent if node.parent is not None else None  # x -> arguments -> call
+        if call is not None and call.type == "call_expression":
+            name = text(call.named_children[0])
+            outer = call.parent.parent if call.parent is not None else None
+            if name == "empty" or (
+                name == "trim" and outer is not None and text(outer.named_children[0]) == "empty"
+            ):
+                continue
+        misuse.append(f"line {node.start_point[0] + 1}: {text(node.parent)[:60]}")
+    assert not misuse, misuse
+
+
+def _normalise(resource_id: str) -> str:
+    """What the normalising expression does, in Python (Bicep's split() keeps empty
+    strings, as str.split does; filter() drops them)."""
+    return "/" + "/".join(s for s in resource_id.strip().split("/") if len(s) > 0)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "/subscriptions/0000/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso",
+        "/subscriptions/0000/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso/",
+        "/subscriptions/0000/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso//",
+        "subscriptions/0000//resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso",
+    ],
+)
+def test_a_trailing_slash_gives_the_same_names_as_the_plain_id(given: str) -> None:
+    from shared.rules.naming import ServiceId
+
+    normalised = _normalise(given).split("/")
+    # main.bicep reads [2], [4] and last() of the normalised ID.
+    assert (normalised[2], normalised[4], normalised[-1]) == ("0000", "rg-apim", "contoso")
+    if given.startswith("/"):  # what the product itself makes of the same ID
+        assert ServiceId.parse(given.replace("0000", "0" * 36)).name == normalised[-1]
+    # The bug: the raw ID's last segment is empty with a trailing slash.
+    assert given.endswith("/") == (given.split("/")[-1] == "")
+
+
 # --- ransomware-safe backup account -----------------------------------------------------
 
 
@@ -331,7 +416,7 @@ def test_network_lockdown_denies_by_default_and_keeps_the_trusted_services_bypas
     assert text(acls["virtualNetworkRules"]) == "subnetRules"
     main = (INFRA / "main.bicep").read_text()
     assert "restrictNetworkAccess: backupNetworkLockdown" in main
-    assert "allowedSubnetIds: empty(functionSubnetId) ? [] : [functionSubnetId]" in main
+    assert "allowedSubnetIds: empty(subnetId) ? [] : [subnetId]" in main
     site = _props(_body("app/function-app.bicep", "Microsoft.Web/sites@"))
     assert "virtualNetworkSubnetId" in text(site["virtualNetworkSubnetId"])
 
