@@ -788,6 +788,24 @@ def test_one_alert_rule_per_signal_on_its_apptraces_message() -> None:
     assert "'service'" in text(object_properties(criterion.named_children[0])["dimensions"])
 
 
+@pytest.mark.parametrize("path", bicep_files(), ids=_rel)
+def test_every_log_alert_rule_skips_query_validation(path: Path) -> None:
+    # A first deployment creates the workspace and the rules together: AppTraces has no
+    # row yet, and query validation has been reported to refuse such a rule (issue 18).
+    rules = resource_declarations(parse(path), "Microsoft.Insights/scheduledQueryRules@")
+    for _decl, body in rules:
+        props = _props(body)
+        assert "skipQueryValidation" in props, _rel(path)
+        assert text(props["skipQueryValidation"]) == "true", _rel(path)
+
+
+def test_the_alert_rules_exist_where_skip_query_validation_is_checked() -> None:
+    rules = resource_declarations(
+        parse(INFRA / "app" / "alerts.bicep"), "Microsoft.Insights/scheduledQueryRules@"
+    )
+    assert len(rules) == 1  # one declaration, a loop over the signals
+
+
 def test_signals_are_never_sampled_out_of_application_insights() -> None:
     # The signals are log records (AppTraces); adaptive sampling may drop traces under
     # load, and an alert must not depend on luck.
