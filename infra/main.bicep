@@ -180,9 +180,21 @@ param backupStorageSku string = 'Standard_GRS'
 @description('Optional. Blob versioning on a new backup account.')
 param backupBlobVersioning bool = true
 
-@minValue(0)
+// Opt-in: whether APIM's own write of a backup succeeds under a time-based retention
+// policy is not documented anywhere (infra/README.md, "Immutability: opt-in"). Until a
+// deployment has shown a backup and a restore succeeding under it, the policy must not
+// be able to break every backup.
+@allowed([
+  ''
+  'off'
+  'on'
+])
+@description('Optional. Time-based immutability (write once) on the backup container: on deploys the policy (unlocked, backupImmutabilityDays); off or empty (the default) deploys none and leaves a policy already on the container as it is. Turn it on only after one backup and one restore have succeeded under it (infra/README.md).')
+param backupImmutability string = 'off'
+
+@minValue(1)
 @maxValue(30)
-@description('Optional. Time-based immutability on the backup container, in days: a backup cannot be overwritten or deleted by anyone that long. Capped at retentionDays so that pruning can always delete; 0 leaves the container\'s policy as it is.')
+@description('Optional. With backupImmutability on: how many days a backup cannot be overwritten or deleted by anyone. Capped at retentionDays so that pruning can always delete.')
 param backupImmutabilityDays int = 30
 
 @description('Optional. CanNotDelete lock on a new backup account (remove it before azd down).')
@@ -309,8 +321,9 @@ var apimIdentityIdParts = split(empty(trim(apimBackupIdentityId)) ? placeholderI
 var keyVaultIdParts = split(empty(trim(backupStorageKeyVaultId)) ? placeholderId : backupKeyVaultId, '/')
 // https://<vault>.<dns suffix>/secrets/<name>[/<version>]: the name is the fifth segment.
 var keyVaultSecretName = length(split(backupStorageKeySecretUri, '/')) > 4 ? split(backupStorageKeySecretUri, '/')[4] : 'none'
-// Immutability never outlasts retention: pruning must be able to delete a due blob.
-var immutabilityDays = min(backupImmutabilityDays, retentionDays)
+// Immutability never outlasts retention: pruning must be able to delete a due blob. 0 deploys
+// no policy (backup-storage.bicep).
+var immutabilityDays = backupImmutability == 'on' ? min(backupImmutabilityDays, retentionDays) : 0
 
 var useApimUserIdentity = accessType == 'UserAssignedManagedIdentity'
 var useApimSystemIdentity = accessType == 'SystemAssignedManagedIdentity'

@@ -367,9 +367,38 @@ def test_container_immutability_never_outlasts_retention() -> None:
     assert "@maxValue(30)" in decorators  # a backup is restorable for 30 days
     main = parse(INFRA / "main.bicep")
     # Capped at retention, so the policy has lapsed whenever pruning wants a blob gone.
-    assert text(variables(main)["immutabilityDays"]) == "min(backupImmutabilityDays, retentionDays)"
+    assert "min(backupImmutabilityDays, retentionDays)" in text(variables(main)["immutabilityDays"])
     assert _param_default(main, "backupImmutabilityDays") == "30"
     assert "immutabilityDays: immutabilityDays" in text(main.root_node)
+
+
+def test_immutability_is_opt_in_until_apim_is_seen_writing_under_it() -> None:
+    # Nothing public says how APIM writes a backup; a policy that refuses that write
+    # would break every backup (issue 18). Off unless the deployer turns it on.
+    main = parse(INFRA / "main.bicep")
+    assert _param_default(main, "backupImmutability") == "'off'"
+    _decl, decorators = _decorated(main, "parameter_declaration", "backupImmutability")
+    assert set(re.findall(r"'(\w*)'", decorators.split("@description", 1)[0])) >= {"", "off", "on"}
+    assert text(variables(main)["immutabilityDays"]) == (
+        "backupImmutability == 'on' ? min(backupImmutabilityDays, retentionDays) : 0"
+    )
+    # Off means no policy resource at all (the module's default too).
+    assert _param_default(parse(INFRA / "app" / "backup-storage.bicep"), "immutabilityDays") == "0"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["backupImmutability"]["value"] == "${BACKUP_IMMUTABILITY}"
+
+
+def test_immutability_when_on_lets_a_writer_add_blocks_but_never_overwrite() -> None:
+    props = _props(
+        _body(
+            "app/backup-storage.bicep",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@",
+        )
+    )
+    # Block and append blobs may get new blocks (a service that creates the blob, then
+    # adds to it); allowProtectedAppendWrites (append blobs only) is mutually exclusive.
+    assert text(props["allowProtectedAppendWritesAll"]) == "true"
+    assert "allowProtectedAppendWrites" not in props
 
 
 def test_lifecycle_backstop_also_deletes_previous_versions() -> None:
