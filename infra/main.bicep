@@ -183,13 +183,15 @@ param backupBlobVersioning bool = true
 // Opt-in: whether APIM's own write of a backup succeeds under a time-based retention
 // policy is not documented anywhere (infra/README.md, "Immutability: opt-in"). Until a
 // deployment has shown a backup and a restore succeeding under it, the policy must not
-// be able to break every backup.
+// be able to break every backup. 'locked': Resource Manager refuses a PUT of a locked
+// policy, so once you have locked it a re-provision must not deploy it again.
 @allowed([
   ''
   'off'
   'on'
+  'locked'
 ])
-@description('Optional. Time-based immutability (write once) on the backup container: on deploys the policy (unlocked, backupImmutabilityDays); off or empty (the default) deploys none and leaves a policy already on the container as it is. Turn it on only after one backup and one restore have succeeded under it (infra/README.md).')
+@description('Optional. Time-based immutability (write once) on the backup container: on deploys the policy (unlocked, backupImmutabilityDays); locked means you have locked it, and it is left alone (a locked policy cannot be deployed again); off or empty (the default) deploys none and leaves a policy already on the container as it is. Turn it on only after one backup and one restore have succeeded under it (infra/README.md).')
 param backupImmutability string = 'off'
 
 @minValue(1)
@@ -322,7 +324,7 @@ var keyVaultIdParts = split(empty(trim(backupStorageKeyVaultId)) ? placeholderId
 // https://<vault>.<dns suffix>/secrets/<name>[/<version>]: the name is the fifth segment.
 var keyVaultSecretName = length(split(backupStorageKeySecretUri, '/')) > 4 ? split(backupStorageKeySecretUri, '/')[4] : 'none'
 // Immutability never outlasts retention: pruning must be able to delete a due blob. 0 deploys
-// no policy (backup-storage.bicep).
+// no policy (backup-storage.bicep): with off, and with locked (the locked policy stays).
 var immutabilityDays = backupImmutability == 'on' ? min(backupImmutabilityDays, retentionDays) : 0
 
 var useApimUserIdentity = accessType == 'UserAssignedManagedIdentity'

@@ -378,7 +378,8 @@ def test_immutability_is_opt_in_until_apim_is_seen_writing_under_it() -> None:
     main = parse(INFRA / "main.bicep")
     assert _param_default(main, "backupImmutability") == "'off'"
     _decl, decorators = _decorated(main, "parameter_declaration", "backupImmutability")
-    assert set(re.findall(r"'(\w*)'", decorators.split("@description", 1)[0])) >= {"", "off", "on"}
+    allowed = set(re.findall(r"'(\w*)'", decorators.split("@description", 1)[0]))
+    assert allowed == {"", "off", "on", "locked"}
     assert text(variables(main)["immutabilityDays"]) == (
         "backupImmutability == 'on' ? min(backupImmutabilityDays, retentionDays) : 0"
     )
@@ -386,6 +387,38 @@ def test_immutability_is_opt_in_until_apim_is_seen_writing_under_it() -> None:
     assert _param_default(parse(INFRA / "app" / "backup-storage.bicep"), "immutabilityDays") == "0"
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert parameters["backupImmutability"]["value"] == "${BACKUP_IMMUTABILITY}"
+
+
+def test_re_provisioning_after_locking_leaves_the_locked_policy_alone() -> None:
+    # Resource Manager refuses a PUT of a locked policy: with 'locked' no policy resource
+    # is deployed (immutabilityDays is 0 for everything but 'on'), and the README's
+    # workaround names that value of a variable main.parameters.json reads.
+    main = parse(INFRA / "main.bicep")
+    assert text(variables(main)["immutabilityDays"]).startswith("backupImmutability == 'on' ?")
+    assert text(variables(main)["immutabilityDays"]).endswith(": 0")
+    readme = (INFRA / "README.md").read_text()
+    assert "azd env set BACKUP_IMMUTABILITY locked" in readme
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["backupImmutability"]["value"] == "${BACKUP_IMMUTABILITY}"
+
+
+# Variables azd sets or reads itself; every other one the docs tell you to set must be
+# read by main.parameters.json, or setting it does nothing.
+_AZD_OWN = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZURE_PRINCIPAL_ID"}
+
+
+def test_every_azd_variable_the_docs_set_is_read_by_main_parameters() -> None:
+    read = set(re.findall(r"\$\{(\w+)", (INFRA / "main.parameters.json").read_text()))
+    docs = [INFRA / "README.md", REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    told = {
+        (doc.name, name)
+        for doc in docs
+        for name in re.findall(r"azd env set ([A-Z][A-Z0-9_]+)\b", doc.read_text())
+    }
+    assert any(name == "BACKUP_IMMUTABILITY" for _doc, name in told)
+    placeholder = {"NAME"}  # "azd env set NAME value", the general form
+    unread = sorted((doc, n) for doc, n in told if n not in read | _AZD_OWN | placeholder)
+    assert not unread, unread
 
 
 def test_immutability_when_on_lets_a_writer_add_blocks_but_never_overwrite() -> None:
