@@ -210,8 +210,19 @@ param functionSubnetId string = ''
 
 // --- least privilege on APIM ---
 
-@description('Optional. Grant the function two custom roles with exactly the APIM actions it uses (backup on sources, restore on restore targets). false grants the built-in API Management Service Operator Role instead, for deployers who cannot create role definitions.')
-param useCustomApimRoles bool = true
+// A custom role definition replicates with a delay: assigned in the deployment that
+// creates it, the assignment can fail with RoleDefinitionDoesNotExist. So the first
+// azd up relies on built-in roles only, and the custom roles come in two later steps,
+// each of whose deployments assigns only roles that existed before it started
+// (infra/README.md, "APIM roles: built-in first, custom when defined").
+@allowed([
+  ''
+  'builtin'
+  'define'
+  'custom'
+])
+@description('Optional. The function\'s roles on the APIM services. builtin (the default; also empty): the built-in API Management Service Operator Role and Reader, nothing to replicate. define: create the two custom roles (exactly the APIM actions the product uses) and assign no APIM role yet. custom: assign the custom roles, created by an earlier define run (backup on sources, restore on restore targets only).')
+param apimRoles string = 'builtin'
 
 // --- callers without keys ---
 
@@ -303,6 +314,14 @@ var restoreGroups = [for id in restoreIdsLower: '/subscriptions/${split(id, '/')
 var sourceScopes = union([subscription().id], sourceGroups)
 var restoreScopes = union([subscription().id], restoreGroups)
 var operatorRole = 'e022efe7-f5ba-4159-bbe4-b44f577e9b61' // API Management Service Operator Role
+var apimRoleMode = apimRoles == 'custom' ? 'custom' : (apimRoles == 'define' ? 'define' : 'builtin')
+// Built-in: Operator has backup, restore and service/*/read; Reader adds the read of the
+// service's Azure Monitor diagnostic settings (Microsoft.Insights, outside service/*), which
+// the settings manifest copies. Reader carries reads only: no keys, no secrets.
+var builtinApimRoles = [
+  operatorRole
+  roles.reader
+]
 var extraActionGroupIds = [for raw in filter(split(alertActionGroupIds, idSeparators), token => length(trim(token)) > 0): '/${join(filter(split(raw, '/'), segment => length(segment) > 0), '/')}']
 
 var createBackupAccount = empty(trim(existingBackupStorageAccountId))
@@ -502,9 +521,10 @@ module backupTableUserRoles 'app/table-roles.bicep' = if (!empty(principalId)) {
   }
 }
 
-// The function's APIM roles: exactly the actions it calls (apim-roles.bicep), restore
-// only on restore targets.
-module apimRoles 'app/apim-roles.bicep' = if (useCustomApimRoles) {
+// The function's custom APIM roles: exactly the actions it calls (apim-roles.bicep), restore
+// only on restore targets. Created (or updated) with define and custom; assigned with
+// custom only, by which time an earlier define run has let them replicate.
+module apimRoleDefinitions 'app/apim-roles.bicep' = if (apimRoleMode != 'builtin') {
   name: 'apim-roles-${resourceToken}'
   params: {
     nameSuffix: '${environmentName}-${resourceToken}'
@@ -513,8 +533,8 @@ module apimRoles 'app/apim-roles.bicep' = if (useCustomApimRoles) {
   }
 }
 
-var sourceRoleId = apimRoles.?outputs.sourceRoleId ?? operatorRole
-var restoreRoleId = apimRoles.?outputs.restoreRoleId ?? operatorRole
+var sourceRoleId = apimRoleDefinitions.?outputs.sourceRoleId ?? operatorRole
+var restoreRoleId = apimRoleDefinitions.?outputs.restoreRoleId ?? operatorRole
 
 // Each APIM service (source or restore target), in its own resource group and
 // subscription: the function identity gets its roles there, scoped to that one service;
@@ -527,7 +547,7 @@ module apimAccess 'app/apim-access.bicep' = [
     params: {
       apimName: last(split(id, '/'))
       principalId: identity.outputs.principalId
-      roleDefinitionIds: union(contains(apimIdsLower, id) ? [sourceRoleId] : [], contains(restoreIdsLower, id) ? [restoreRoleId] : [])
+      roleDefinitionIds: apimRoleMode == 'custom' ? union(contains(apimIdsLower, id) ? [sourceRoleId] : [], contains(restoreIdsLower, id) ? [restoreRoleId] : []) : (apimRoleMode == 'define' ? [] : builtinApimRoles)
       readSystemIdentity: useApimSystemIdentity
     }
   }

@@ -172,10 +172,10 @@ def test_conditional_module_outputs_are_read_only_through_safe_access(path: Path
 def test_main_has_conditional_modules_whose_outputs_it_reads() -> None:
     tree = parse(INFRA / "main.bicep")
     conditional = _conditional_modules(tree)
-    assert {"apimUserIdentity", "apimRoles"} <= conditional
+    assert {"apimUserIdentity", "apimRoleDefinitions"} <= conditional
     main = (INFRA / "main.bicep").read_text()
     assert "apimUserIdentity.?outputs.clientId ?? ''" in main
-    assert "apimRoles.?outputs.sourceRoleId ?? operatorRole" in main
+    assert "apimRoleDefinitions.?outputs.sourceRoleId ?? operatorRole" in main
 
 
 # --- 4. location limited to Flex Consumption regions; no hard-coded cloud hosts ----------
@@ -700,12 +700,42 @@ def test_custom_apim_roles_hold_exactly_the_actions_the_product_calls() -> None:
     assert source == read | {"Microsoft.ApiManagement/service/backup/action"}
     assert restore == read | {"Microsoft.ApiManagement/service/restore/action"}
     assert not unexplained_source + unexplained_restore, "each action needs its reason above it"
-    # Backup on sources only, restore on restore targets only.
+    # Backup on sources only, restore on restore targets only (APIM_ROLES=custom).
     main = (INFRA / "main.bicep").read_text()
     assert (
-        "roleDefinitionIds: union(contains(apimIdsLower, id) ? [sourceRoleId] : [], "
-        "contains(restoreIdsLower, id) ? [restoreRoleId] : [])"
+        "roleDefinitionIds: apimRoleMode == 'custom' ? "
+        "union(contains(apimIdsLower, id) ? [sourceRoleId] : [], "
+        "contains(restoreIdsLower, id) ? [restoreRoleId] : []) : "
+        "(apimRoleMode == 'define' ? [] : builtinApimRoles)"
     ) in main
+
+
+def test_no_deployment_assigns_a_custom_role_it_creates_by_default() -> None:
+    # Custom role definitions replicate with a delay; assigned in the deployment that
+    # creates them, the assignment can fail (RoleDefinitionDoesNotExist). The first
+    # azd up therefore uses built-in roles only (issue 18).
+    main = parse(INFRA / "main.bicep")
+    assert _param_default(main, "apimRoles") == "'builtin'"
+    _decl, decorators = _decorated(main, "parameter_declaration", "apimRoles")
+    allowed = set(re.findall(r"'(\w*)'", decorators.split("@description", 1)[0]))
+    assert allowed == {"", "builtin", "define", "custom"}
+    declared = variables(main)
+    assert text(declared["apimRoleMode"]) == (
+        "apimRoles == 'custom' ? 'custom' : (apimRoles == 'define' ? 'define' : 'builtin')"
+    )
+    # The definitions are deployed only when asked for (define, custom)...
+    module = next(
+        n
+        for n in main.root_node.named_children
+        if n.type == "module_declaration" and text(n.named_children[0]) == "apimRoleDefinitions"
+    )
+    assert text(module.named_children[-1].named_children[0]) == "(apimRoleMode != 'builtin')"
+    # ...and the built-in roles need nothing replicated: Operator (backup, restore,
+    # service/*/read) and Reader (the diagnostic settings the manifest copies).
+    assert text(declared["builtinApimRoles"]) == "[\n  operatorRole\n  roles.reader\n]"
+    assert "'e022efe7-f5ba-4159-bbe4-b44f577e9b61'" in text(declared["operatorRole"])
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["apimRoles"]["value"] == "${APIM_ROLES}"
 
 
 def test_the_apim_code_calls_no_more_than_the_roles_allow() -> None:
