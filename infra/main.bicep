@@ -16,15 +16,17 @@ targetScope = 'subscription'
 @description('Required. Name of the azd environment; used in resource names and the azd-env-name tag.')
 param environmentName string
 
-// Regions that offer Flex Consumption (checked 2026-11; `az functionapp
-// list-flexconsumption-locations` lists today's). A region outside this list fails here,
-// by name, instead of half-way through the deployment.
+// Regions that offer Flex Consumption: the list of Microsoft's own Flex Consumption azd
+// quickstart (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep),
+// without its canary region eastus2euap. A region outside this list fails here, by name,
+// instead of half-way through the deployment. Microsoft Learn publishes no fixed list
+// ("View currently supported regions": `az functionapp list-flexconsumption-locations`
+// answers for today); add a region that command lists, and tests/infra's copy with it.
 @allowed([
   'australiaeast'
   'australiasoutheast'
   'brazilsouth'
   'canadacentral'
-  'canadaeast'
   'centralindia'
   'centralus'
   'eastasia'
@@ -34,20 +36,16 @@ param environmentName string
   'germanywestcentral'
   'italynorth'
   'japaneast'
-  'japanwest'
   'koreacentral'
-  'mexicocentral'
   'northcentralus'
   'northeurope'
   'norwayeast'
-  'polandcentral'
   'southafricanorth'
   'southcentralus'
   'southeastasia'
   'southindia'
   'spaincentral'
   'swedencentral'
-  'switzerlandnorth'
   'uaenorth'
   'uksouth'
   'ukwest'
