@@ -251,6 +251,17 @@ param alertActionGroupIds string = ''
 @description('Optional. Flex Consumption scale-out limit for the function app.')
 param maximumInstanceCount int = 40
 
+// The instance sizes Flex Consumption offers (Microsoft Learn, "Azure Functions Flex
+// Consumption plan hosting", Instance memory); 2,048 MB is Microsoft's default for most
+// apps. Not measured for this app on Azure: try 512 MB only after watching memory.
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Optional. Flex Consumption memory per instance, in MB: 512, 2048 or 4096.')
+param instanceMemoryMB int = 2048
+
 
 // ---------------------------------------------------------------------------------
 // Names and derived values
@@ -633,6 +644,7 @@ module functionApp 'app/function-app.bicep' = {
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
     apimServices: join(apimIds, ',')
     restoreTargets: join(restoreIds, ',')
     backupStorageAccountName: backupStorage.outputs.name

@@ -35,7 +35,10 @@ param applicationInsightsName string
 @description('Optional. Flex Consumption scale-out limit.')
 param maximumInstanceCount int = 40
 
+// The sizes Flex Consumption offers (Microsoft Learn, "Azure Functions Flex Consumption
+// plan hosting", Instance memory): 512, 2,048 (the default, for most apps) and 4,096 MB.
 @allowed([
+  512
   2048
   4096
 ])

@@ -211,6 +211,28 @@ def test_location_is_limited_to_regions_with_flex_consumption() -> None:
     assert used and used.group(1) in regions
 
 
+def _allowed_ints(file: str, param: str) -> set[int]:
+    _decl, decorators = _decorated(parse(INFRA / file), "parameter_declaration", param)
+    allowed = re.search(r"@allowed\(\[(.*?)\]\)", decorators, re.DOTALL)
+    assert allowed, f"{file}: {param} has no @allowed list"
+    return {int(v) for v in re.findall(r"\d+", allowed.group(1))}
+
+
+def test_instance_memory_offers_every_flex_consumption_size() -> None:
+    # 512, 2,048 and 4,096 MB (Microsoft Learn, "Azure Functions Flex Consumption plan
+    # hosting", Instance memory); issue 18 found 512 missing.
+    sizes = {512, 2048, 4096}
+    assert _allowed_ints("main.bicep", "instanceMemoryMB") == sizes
+    assert _allowed_ints("app/function-app.bicep", "instanceMemoryMB") == sizes
+    assert _param_default(parse(INFRA / "main.bicep"), "instanceMemoryMB") == "2048"
+    main = (INFRA / "main.bicep").read_text()
+    block = main.split("module functionApp ", 1)[1].split("\nmodule ", 1)[0]
+    assert "instanceMemoryMB: instanceMemoryMB" in block
+    site = _props(_body("app/function-app.bicep", "Microsoft.Web/sites@"))
+    scale = [n for n in walk(site["functionAppConfig"]) if n.type == "object_property"]
+    assert any(text(n) == "instanceMemoryMB: instanceMemoryMB" for n in scale)
+
+
 # The Bicep linter's no-hardcoded-env-urls hosts (its default configuration).
 _CLOUD_HOSTS = (
     "api.loganalytics.io",
