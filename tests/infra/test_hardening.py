@@ -890,6 +890,26 @@ def test_entra_mode_puts_app_service_authentication_in_front() -> None:
     assert "'functionKey'" in decorators and "'entra'" in decorators
 
 
+def test_the_entra_token_comment_and_the_readme_step_it_relies_on_agree() -> None:
+    # The site expects v2 tokens (issuer .../v2.0, audience the client id); that holds
+    # only because the README's app-registration step asks for v2 tokens (issue 18).
+    source = (INFRA / "app" / "function-app.bicep").read_text()
+    header = source.split("resource authSettings ", 1)[0].rsplit("\n\n", 1)[-1]
+    block = source.split("azureActiveDirectory: {", 1)[1].split("allowedAudiences: [", 1)[0]
+    comment = " ".join(
+        line.strip().removeprefix("//").strip()
+        for line in (header + block).splitlines()
+        if line.strip().startswith("//")
+    )
+    assert "requestedAccessTokenVersion=2" in comment
+    assert "infra/README.md" in comment and "step 1" in comment
+    assert "sts.windows.net" in comment  # what a v1 token would carry instead
+    assert "/v2.0'" in block  # the issuer the comment describes
+    readme = (INFRA / "README.md").read_text()
+    step1 = readme.split("### 1. The app registration", 1)[1].split("### 2.", 1)[0]
+    assert "api.requestedAccessTokenVersion=2" in step1
+
+
 # --- alerts -------------------------------------------------------------------------------
 
 SIGNALS = {"BackupFailed", "RestoreFailed", "ScheduleOwed", "RpoBreached", "OperationUrlRejected"}
