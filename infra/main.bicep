@@ -16,15 +16,17 @@ targetScope = 'subscription'
 @description('Required. Name of the azd environment; used in resource names and the azd-env-name tag.')
 param environmentName string
 
-// Regions that offer Flex Consumption (checked 2026-11; `az functionapp
-// list-flexconsumption-locations` lists today's). A region outside this list fails here,
-// by name, instead of half-way through the deployment.
+// Regions that offer Flex Consumption: the list of Microsoft's own Flex Consumption azd
+// quickstart (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep),
+// without its canary region eastus2euap. A region outside this list fails here, by name,
+// instead of half-way through the deployment. Microsoft Learn publishes no fixed list
+// ("View currently supported regions": `az functionapp list-flexconsumption-locations`
+// answers for today); add a region that command lists, and tests/infra's copy with it.
 @allowed([
   'australiaeast'
   'australiasoutheast'
   'brazilsouth'
   'canadacentral'
-  'canadaeast'
   'centralindia'
   'centralus'
   'eastasia'
@@ -34,20 +36,16 @@ param environmentName string
   'germanywestcentral'
   'italynorth'
   'japaneast'
-  'japanwest'
   'koreacentral'
-  'mexicocentral'
   'northcentralus'
   'northeurope'
   'norwayeast'
-  'polandcentral'
   'southafricanorth'
   'southcentralus'
   'southeastasia'
   'southindia'
   'spaincentral'
   'swedencentral'
-  'switzerlandnorth'
   'uaenorth'
   'uksouth'
   'ukwest'
@@ -180,9 +178,23 @@ param backupStorageSku string = 'Standard_GRS'
 @description('Optional. Blob versioning on a new backup account.')
 param backupBlobVersioning bool = true
 
-@minValue(0)
+// Opt-in: whether APIM's own write of a backup succeeds under a time-based retention
+// policy is not documented anywhere (infra/README.md, "Immutability: opt-in"). Until a
+// deployment has shown a backup and a restore succeeding under it, the policy must not
+// be able to break every backup. 'locked': Resource Manager refuses a PUT of a locked
+// policy, so once you have locked it a re-provision must not deploy it again.
+@allowed([
+  ''
+  'off'
+  'on'
+  'locked'
+])
+@description('Optional. Time-based immutability (write once) on the backup container: on deploys the policy (unlocked, backupImmutabilityDays); locked means you have locked it, and it is left alone (a locked policy cannot be deployed again); off or empty (the default) deploys none and leaves a policy already on the container as it is. Turn it on only after one backup and one restore have succeeded under it (infra/README.md).')
+param backupImmutability string = 'off'
+
+@minValue(1)
 @maxValue(30)
-@description('Optional. Time-based immutability on the backup container, in days: a backup cannot be overwritten or deleted by anyone that long. Capped at retentionDays so that pruning can always delete; 0 leaves the container\'s policy as it is.')
+@description('Optional. With backupImmutability on: how many days a backup cannot be overwritten or deleted by anyone. Capped at retentionDays so that pruning can always delete.')
 param backupImmutabilityDays int = 30
 
 @description('Optional. CanNotDelete lock on a new backup account (remove it before azd down).')
@@ -196,8 +208,19 @@ param functionSubnetId string = ''
 
 // --- least privilege on APIM ---
 
-@description('Optional. Grant the function two custom roles with exactly the APIM actions it uses (backup on sources, restore on restore targets). false grants the built-in API Management Service Operator Role instead, for deployers who cannot create role definitions.')
-param useCustomApimRoles bool = true
+// A custom role definition replicates with a delay: assigned in the deployment that
+// creates it, the assignment can fail with RoleDefinitionDoesNotExist. So the first
+// azd up relies on built-in roles only, and the custom roles come in two later steps,
+// each of whose deployments assigns only roles that existed before it started
+// (infra/README.md, "APIM roles: built-in first, custom when defined").
+@allowed([
+  ''
+  'builtin'
+  'define'
+  'custom'
+])
+@description('Optional. The function\'s roles on the APIM services. builtin (the default; also empty): the built-in API Management Service Operator Role and Reader, nothing to replicate. define: create the two custom roles (exactly the APIM actions the product uses) and assign no APIM role yet. custom: assign the custom roles, created by an earlier define run (backup on sources, restore on restore targets only).')
+param apimRoles string = 'builtin'
 
 // --- callers without keys ---
 
@@ -227,6 +250,17 @@ param alertActionGroupIds string = ''
 @maxValue(1000)
 @description('Optional. Flex Consumption scale-out limit for the function app.')
 param maximumInstanceCount int = 40
+
+// The instance sizes Flex Consumption offers (Microsoft Learn, "Azure Functions Flex
+// Consumption plan hosting", Instance memory); 2,048 MB is Microsoft's default for most
+// apps. Not measured for this app on Azure: try 512 MB only after watching memory.
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Optional. Flex Consumption memory per instance, in MB: 512, 2048 or 4096.')
+param instanceMemoryMB int = 2048
 
 
 // ---------------------------------------------------------------------------------
@@ -264,8 +298,15 @@ var idSeparators = [
   '\r'
   '\t'
 ]
-var apimIds = filter(split(apimServiceIds, idSeparators), id => length(trim(id)) > 0)
-var restoreIdsGiven = filter(split(restoreTargetIds, idSeparators), id => length(trim(id)) > 0)
+// Every resource ID is normalised once, here, and every name, scope and setting below is
+// taken from the normalised form, never from a parameter as given: empty segments are
+// dropped, so an ID with a trailing (or doubled) slash, which the product accepts
+// ('.../service/contoso/'), gives the same subscription ([2]), resource group ([4]) and
+// name (last) as the plain ID, instead of an empty name (an APIM service called '' and a
+// blob pattern '-????????T??????Z.apimbackup'). One expression per ID, inline: checkov's
+// Bicep parser reads no user-defined function.
+var apimIds = [for raw in filter(split(apimServiceIds, idSeparators), token => length(trim(token)) > 0): '/${join(filter(split(raw, '/'), segment => length(segment) > 0), '/')}']
+var restoreIdsGiven = [for raw in filter(split(restoreTargetIds, idSeparators), token => length(trim(token)) > 0): '/${join(filter(split(raw, '/'), segment => length(segment) > 0), '/')}']
 var restoreIds = empty(restoreIdsGiven) ? apimIds : restoreIdsGiven
 // Every service the function may touch, once each (union() drops duplicates; toLower
 // makes two spellings of one resource ID the same, so no role is assigned twice).
@@ -282,24 +323,37 @@ var restoreGroups = [for id in restoreIdsLower: '/subscriptions/${split(id, '/')
 var sourceScopes = union([subscription().id], sourceGroups)
 var restoreScopes = union([subscription().id], restoreGroups)
 var operatorRole = 'e022efe7-f5ba-4159-bbe4-b44f577e9b61' // API Management Service Operator Role
-var extraActionGroupIds = filter(split(alertActionGroupIds, idSeparators), id => length(trim(id)) > 0)
+var apimRoleMode = apimRoles == 'custom' ? 'custom' : (apimRoles == 'define' ? 'define' : 'builtin')
+// Built-in: Operator has backup, restore and service/*/read; Reader adds the read of the
+// service's Azure Monitor diagnostic settings (Microsoft.Insights, outside service/*), which
+// the settings manifest copies. Reader carries reads only: no keys, no secrets.
+var builtinApimRoles = [
+  operatorRole
+  roles.reader
+]
+var extraActionGroupIds = [for raw in filter(split(alertActionGroupIds, idSeparators), token => length(trim(token)) > 0): '/${join(filter(split(raw, '/'), segment => length(segment) > 0), '/')}']
 
-var createBackupAccount = empty(existingBackupStorageAccountId)
+var createBackupAccount = empty(trim(existingBackupStorageAccountId))
+var existingBackupAccountId = '/${join(filter(split(trim(existingBackupStorageAccountId), '/'), segment => length(segment) > 0), '/')}'
+var apimBackupIdentity = '/${join(filter(split(trim(apimBackupIdentityId), '/'), segment => length(segment) > 0), '/')}'
+var backupKeyVaultId = '/${join(filter(split(trim(backupStorageKeyVaultId), '/'), segment => length(segment) > 0), '/')}'
+var subnetId = empty(trim(functionSubnetId)) ? '' : '/${join(filter(split(trim(functionSubnetId), '/'), segment => length(segment) > 0), '/')}'
 // Resource IDs are split into subscription ([2]), resource group ([4]) and name (last).
 // An unused, empty ID is replaced by a well-formed placeholder first, so that no
 // expression ever indexes past the end of an empty split (ARM may evaluate the scope
 // of a module whose condition is false).
 var placeholderId = '/subscriptions/${subscription().subscriptionId}/resourceGroups/${rgName}/providers/none/none/none'
-var backupAccountIdParts = split(createBackupAccount ? placeholderId : existingBackupStorageAccountId, '/')
+var backupAccountIdParts = split(createBackupAccount ? placeholderId : existingBackupAccountId, '/')
 var backupAccountSubscriptionId = backupAccountIdParts[2]
 var backupAccountResourceGroup = backupAccountIdParts[4]
 var backupAccountName = createBackupAccount ? 'stbk${resourceToken}' : last(backupAccountIdParts)
-var apimIdentityIdParts = split(empty(apimBackupIdentityId) ? placeholderId : apimBackupIdentityId, '/')
-var keyVaultIdParts = split(empty(backupStorageKeyVaultId) ? placeholderId : backupStorageKeyVaultId, '/')
+var apimIdentityIdParts = split(empty(trim(apimBackupIdentityId)) ? placeholderId : apimBackupIdentity, '/')
+var keyVaultIdParts = split(empty(trim(backupStorageKeyVaultId)) ? placeholderId : backupKeyVaultId, '/')
 // https://<vault>.<dns suffix>/secrets/<name>[/<version>]: the name is the fifth segment.
 var keyVaultSecretName = length(split(backupStorageKeySecretUri, '/')) > 4 ? split(backupStorageKeySecretUri, '/')[4] : 'none'
-// Immutability never outlasts retention: pruning must be able to delete a due blob.
-var immutabilityDays = min(backupImmutabilityDays, retentionDays)
+// Immutability never outlasts retention: pruning must be able to delete a due blob. 0 deploys
+// no policy (backup-storage.bicep): with off, and with locked (the locked policy stays).
+var immutabilityDays = backupImmutability == 'on' ? min(backupImmutabilityDays, retentionDays) : 0
 
 var useApimUserIdentity = accessType == 'UserAssignedManagedIdentity'
 var useApimSystemIdentity = accessType == 'SystemAssignedManagedIdentity'
@@ -393,7 +447,7 @@ module backupStorage 'app/backup-storage.bicep' = {
     backupBlobMaxAgeDays: backupBlobMaxAgeDays
     deleteLock: backupDeleteLock
     restrictNetworkAccess: backupNetworkLockdown
-    allowedSubnetIds: empty(functionSubnetId) ? [] : [functionSubnetId]
+    allowedSubnetIds: empty(subnetId) ? [] : [subnetId]
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
   dependsOn: [
@@ -476,9 +530,10 @@ module backupTableUserRoles 'app/table-roles.bicep' = if (!empty(principalId)) {
   }
 }
 
-// The function's APIM roles: exactly the actions it calls (apim-roles.bicep), restore
-// only on restore targets.
-module apimRoles 'app/apim-roles.bicep' = if (useCustomApimRoles) {
+// The function's custom APIM roles: exactly the actions it calls (apim-roles.bicep), restore
+// only on restore targets. Created (or updated) with define and custom; assigned with
+// custom only, by which time an earlier define run has let them replicate.
+module apimRoleDefinitions 'app/apim-roles.bicep' = if (apimRoleMode != 'builtin') {
   name: 'apim-roles-${resourceToken}'
   params: {
     nameSuffix: '${environmentName}-${resourceToken}'
@@ -487,8 +542,8 @@ module apimRoles 'app/apim-roles.bicep' = if (useCustomApimRoles) {
   }
 }
 
-var sourceRoleId = apimRoles.?outputs.sourceRoleId ?? operatorRole
-var restoreRoleId = apimRoles.?outputs.restoreRoleId ?? operatorRole
+var sourceRoleId = apimRoleDefinitions.?outputs.sourceRoleId ?? operatorRole
+var restoreRoleId = apimRoleDefinitions.?outputs.restoreRoleId ?? operatorRole
 
 // Each APIM service (source or restore target), in its own resource group and
 // subscription: the function identity gets its roles there, scoped to that one service;
@@ -501,20 +556,26 @@ module apimAccess 'app/apim-access.bicep' = [
     params: {
       apimName: last(split(id, '/'))
       principalId: identity.outputs.principalId
-      roleDefinitionIds: union(contains(apimIdsLower, id) ? [sourceRoleId] : [], contains(restoreIdsLower, id) ? [restoreRoleId] : [])
+      roleDefinitionIds: apimRoleMode == 'custom' ? union(contains(apimIdsLower, id) ? [sourceRoleId] : [], contains(restoreIdsLower, id) ? [restoreRoleId] : []) : (apimRoleMode == 'define' ? [] : builtinApimRoles)
       readSystemIdentity: useApimSystemIdentity
     }
   }
 ]
 
 // APIM writes (backup) and reads (restore) the blob itself, with its own identity: each
-// service's system-assigned identity on the backup container only, and only on blobs
-// named after that service (backup names start with '<service>-'), so one service's
-// policy author cannot read or overwrite another service's backups. A restore target
-// restores other services' backups too (standby sync, a restore into another region),
-// and APIM reads them with the target's identity: a restore target may also read,
-// never write or delete, the backups of every service in apimServiceIds.
-var sourcePrefixes = [for id in apimIdsLower: '${last(split(id, '/'))}-']
+// service's system-assigned identity on the backup container only, and only on that
+// service's own backups, so one service's policy author cannot read or overwrite another
+// service's backups. A backup's blob name is '<service>-<yyyyMMdd>T<HHmmss>Z.apimbackup'
+// with the service name in lower case (shared/rules/naming.py); the condition matches exactly
+// that shape (StringLike: '?' is one character, the whole name must match). A prefix
+// would not do: service names contain hyphens, and 'contoso-' also starts every backup
+// of 'contoso-dr'. APIM touches no other blob: the settings manifest beside a backup is
+// written and read by the function, with its own identity. A restore target restores
+// other services' backups too (standby sync, a restore into another region), and APIM
+// reads them with the target's identity: a restore target may also read, never write or
+// delete, the backups of every service in apimServiceIds.
+var backupNameStamp = '-????????T??????Z.apimbackup'
+var sourcePatterns = [for id in apimIdsLower: '${last(split(id, '/'))}${backupNameStamp}']
 
 module apimSystemIdentityStorageRoles 'app/container-roles.bicep' = [
   for (id, i) in accessIds: if (useApimSystemIdentity) {
@@ -528,8 +589,8 @@ module apimSystemIdentityStorageRoles 'app/container-roles.bicep' = [
       roleDefinitionIds: [
         roles.storageBlobDataContributor
       ]
-      blobPrefix: '${last(split(id, '/'))}-'
-      readPrefixes: contains(restoreIdsLower, id) ? sourcePrefixes : []
+      blobPattern: '${last(split(id, '/'))}${backupNameStamp}'
+      readPatterns: contains(restoreIdsLower, id) ? sourcePatterns : []
     }
   }
 ]
@@ -583,6 +644,7 @@ module functionApp 'app/function-app.bicep' = {
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
     apimServices: join(apimIds, ',')
     restoreTargets: join(restoreIds, ',')
     backupStorageAccountName: backupStorage.outputs.name
@@ -608,7 +670,7 @@ module functionApp 'app/function-app.bicep' = {
     apiAuth: apiAuthMode
     entraClientId: entraClientId
     entraAppIdUri: entraAppIdUri
-    virtualNetworkSubnetId: functionSubnetId
+    virtualNetworkSubnetId: subnetId
   }
   // The host starts as soon as the site exists: let it find its roles in place. A Key
   // Vault reference resolved before its role exists is not retried for hours.

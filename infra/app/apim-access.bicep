@@ -2,10 +2,10 @@
 // another subscription): grants the function identity its APIM roles on this service
 // only, and reads the service's system-assigned identity for the backup container grant.
 //
-// The roles are the custom ones main.bicep defines (apim-roles.bicep): "backup source"
-// on every service in APIM_SERVICES, "restore target" on every service in
-// RESTORE_TARGETS, both on a service that is both. With useCustomApimRoles=false it is
-// the built-in API Management Service Operator Role instead (broader: see infra/README.md).
+// The roles (main.bicep, apimRoles): by default the built-in API Management Service
+// Operator Role and Reader; with APIM_ROLES=custom the custom ones (apim-roles.bicep):
+// "backup source" on every service in APIM_SERVICES, "restore target" on every service
+// in RESTORE_TARGETS, both on a service that is both; none while APIM_ROLES=define.
 
 @description('Required. Name of the existing APIM service, in this resource group.')
 param apimName string

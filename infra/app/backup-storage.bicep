@@ -53,8 +53,8 @@ param softDeleteRetentionDays int = 14
 
 @minValue(0)
 @maxValue(30)
-@description('Optional. Time-based immutability (write once, read many) on the backup container, in days since each blob was written; 0 leaves the container\'s policy as it is (none on a new container).')
-param immutabilityDays int = 30
+@description('Optional. Time-based immutability (write once, read many) on the backup container, in days since each blob was written; 0 deploys no policy and leaves the container\'s policy as it is (none on a new container).')
+param immutabilityDays int = 0
 
 @minValue(31)
 @description('Optional. Lifecycle backstop: delete backup blobs (and previous versions) older than this many days (new account).')
@@ -153,16 +153,24 @@ resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@20
 
 // Write once, read many while a backup can still be restored: nobody (no data role, no
 // key, no SAS) can overwrite or delete a backup blob younger than immutabilityDays.
-// main.bicep passes min(backupImmutabilityDays, retentionDays), so the policy has always
-// lapsed when pruning wants a blob gone; a delete refused meanwhile is reported by
-// pruning and retried on the next pass. The policy starts unlocked (an administrator can
-// still shorten or delete it); lock it once tested (infra/README.md).
+// main.bicep passes min(backupImmutabilityDays, retentionDays) only when the deployer
+// opts in, so the policy has always lapsed when pruning wants a blob gone; a delete
+// refused meanwhile is reported by pruning and retried on the next pass. The policy starts
+// unlocked (an administrator can still shorten or delete it); lock it once tested
+// (infra/README.md).
+// allowProtectedAppendWritesAll: new blocks may be added to a block or append blob under
+// the policy; existing blocks can still be neither changed nor deleted, and no blob can be
+// overwritten or deleted. Microsoft Learn ("Time-based retention policies for immutable
+// blob data") names this the setting that lets Microsoft services which append blocks
+// through internal APIs write under a policy; how APIM writes a backup is not documented,
+// and without it a writer that creates the blob and then adds blocks is refused. (It and
+// allowProtectedAppendWrites, append blobs only, are mutually exclusive.)
 resource immutability 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (immutabilityDays > 0) {
   parent: container
   name: 'default'
   properties: {
     immutabilityPeriodSinceCreationInDays: immutabilityDays
-    allowProtectedAppendWrites: false
+    allowProtectedAppendWritesAll: true
   }
 }
 

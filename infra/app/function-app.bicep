@@ -35,7 +35,10 @@ param applicationInsightsName string
 @description('Optional. Flex Consumption scale-out limit.')
 param maximumInstanceCount int = 40
 
+// The sizes Flex Consumption offers (Microsoft Learn, "Azure Functions Flex Consumption
+// plan hosting", Instance memory): 512, 2,048 (the default, for most apps) and 4,096 MB.
 @allowed([
+  512
   2048
   4096
 ])
@@ -299,6 +302,17 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
 // strips any X-MS-CLIENT-PRINCIPAL a caller sends, and passes the caller's claims to the
 // app in that header; the app then requires the ApimBackup.Restore role on restores
 // (shared/auth.py). An app registration cannot be created by Bicep: see infra/README.md.
+//
+// Token versions. The version of a token is set by the app registration of the API, not by
+// the caller or the endpoint it asks (Microsoft Learn, "Protected web API: App
+// registration", Accepted token version). The issuer and audiences below rely on step 1
+// of infra/README.md, which sets requestedAccessTokenVersion=2: then every token for the
+// API, also one a managed identity asks for (resource=<application ID URI>), is a v2
+// token, issuer <login endpoint>/<tenant>/v2.0, audience the client id. Without that step
+// the API gets v1 tokens: issuer https://sts.windows.net/<tenant>/, which this
+// openIdIssuer does not name, and audience the resource asked for (the application ID
+// URI). The URI stays in allowedAudiences for that case; whether App Service then accepts
+// the v1 issuer is not documented, so keep the step.
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (apiAuth == 'entra') {
   parent: site
   name: 'authsettingsV2'
@@ -321,13 +335,13 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (apiAuth == '
     identityProviders: {
       azureActiveDirectory: {
         enabled: true
+        // The v2 issuer and the audiences below hold with step 1 of infra/README.md
+        // (requestedAccessTokenVersion=2); see the note above this resource.
         registration: {
           clientId: entraClientId
           openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
         }
         validation: {
-          // Tokens asked for with resource=<application ID URI> (v1, as a managed
-          // identity gets them) carry that URI; v2 tokens carry the client id.
           allowedAudiences: [
             entraAppIdUri
             entraClientId

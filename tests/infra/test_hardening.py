@@ -172,13 +172,27 @@ def test_conditional_module_outputs_are_read_only_through_safe_access(path: Path
 def test_main_has_conditional_modules_whose_outputs_it_reads() -> None:
     tree = parse(INFRA / "main.bicep")
     conditional = _conditional_modules(tree)
-    assert {"apimUserIdentity", "apimRoles"} <= conditional
+    assert {"apimUserIdentity", "apimRoleDefinitions"} <= conditional
     main = (INFRA / "main.bicep").read_text()
     assert "apimUserIdentity.?outputs.clientId ?? ''" in main
-    assert "apimRoles.?outputs.sourceRoleId ?? operatorRole" in main
+    assert "apimRoleDefinitions.?outputs.sourceRoleId ?? operatorRole" in main
 
 
 # --- 4. location limited to Flex Consumption regions; no hard-coded cloud hosts ----------
+
+
+# The location list of Microsoft's Flex Consumption azd quickstart
+# (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep), read for issue 18;
+# eastus2euap, a canary region, left out. Extend both lists together when
+# `az functionapp list-flexconsumption-locations` shows a new region.
+_QUICKSTART_REGIONS = {
+    "australiaeast", "australiasoutheast", "brazilsouth", "canadacentral", "centralindia",
+    "centralus", "eastasia", "eastus", "eastus2", "francecentral", "germanywestcentral",
+    "italynorth", "japaneast", "koreacentral", "northcentralus", "northeurope", "norwayeast",
+    "southafricanorth", "southcentralus", "southeastasia", "southindia", "spaincentral",
+    "swedencentral", "uaenorth", "uksouth", "ukwest", "westcentralus", "westeurope", "westus",
+    "westus2", "westus3",
+}  # fmt: skip
 
 
 def test_location_is_limited_to_regions_with_flex_consumption() -> None:
@@ -187,12 +201,36 @@ def test_location_is_limited_to_regions_with_flex_consumption() -> None:
     assert allowed, "location has no @allowed list"
     regions = re.findall(r"'([^']*)'", allowed.group(1))
     assert len(regions) >= 15
+    # No region Microsoft's own Flex Consumption list lacks (issue 18 found five).
+    assert set(regions) <= _QUICKSTART_REGIONS, sorted(set(regions) - _QUICKSTART_REGIONS)
     assert all(re.fullmatch(r"[a-z]+[0-9]?", r) for r in regions), regions
     assert {"westeurope", "eastus", "northeurope", "uksouth"} <= set(regions)
     # The README's quick start uses a region the list allows.
     readme = (INFRA / "README.md").read_text()
     used = re.search(r"azd env set AZURE_LOCATION (\w+)", readme)
     assert used and used.group(1) in regions
+
+
+def _allowed_ints(file: str, param: str) -> set[int]:
+    _decl, decorators = _decorated(parse(INFRA / file), "parameter_declaration", param)
+    allowed = re.search(r"@allowed\(\[(.*?)\]\)", decorators, re.DOTALL)
+    assert allowed, f"{file}: {param} has no @allowed list"
+    return {int(v) for v in re.findall(r"\d+", allowed.group(1))}
+
+
+def test_instance_memory_offers_every_flex_consumption_size() -> None:
+    # 512, 2,048 and 4,096 MB (Microsoft Learn, "Azure Functions Flex Consumption plan
+    # hosting", Instance memory); issue 18 found 512 missing.
+    sizes = {512, 2048, 4096}
+    assert _allowed_ints("main.bicep", "instanceMemoryMB") == sizes
+    assert _allowed_ints("app/function-app.bicep", "instanceMemoryMB") == sizes
+    assert _param_default(parse(INFRA / "main.bicep"), "instanceMemoryMB") == "2048"
+    main = (INFRA / "main.bicep").read_text()
+    block = main.split("module functionApp ", 1)[1].split("\nmodule ", 1)[0]
+    assert "instanceMemoryMB: instanceMemoryMB" in block
+    site = _props(_body("app/function-app.bicep", "Microsoft.Web/sites@"))
+    scale = [n for n in walk(site["functionAppConfig"]) if n.type == "object_property"]
+    assert any(text(n) == "instanceMemoryMB: instanceMemoryMB" for n in scale)
 
 
 # The Bicep linter's no-hardcoded-env-urls hosts (its default configuration).
@@ -225,6 +263,91 @@ def test_no_hardcoded_environment_urls_even_in_descriptions(path: Path) -> None:
         if host in text(n).lower()
     ]
     assert not found, f"{_rel(path)}: {found} (use environment() instead)"
+
+
+# --- resource IDs are normalised before any name is taken from them (issue 18) -----------
+
+# The parameters that hold resource IDs, and the variables holding their normalised form.
+_ID_LISTS = {
+    "apimServiceIds": "apimIds",
+    "restoreTargetIds": "restoreIdsGiven",
+    "alertActionGroupIds": "extraActionGroupIds",
+}
+_SINGLE_IDS = {
+    "existingBackupStorageAccountId": "existingBackupAccountId",
+    "apimBackupIdentityId": "apimBackupIdentity",
+    "backupStorageKeyVaultId": "backupKeyVaultId",
+    "functionSubnetId": "subnetId",
+}
+_NORMALISED = "'/${join(filter(split(%s, '/'), segment => length(segment) > 0), '/')}'"
+
+
+def test_every_resource_id_parameter_is_normalised_once() -> None:
+    declared = variables(parse(INFRA / "main.bicep"))
+    for param, var in _ID_LISTS.items():
+        assert text(declared[var]) == (
+            f"[for raw in filter(split({param}, idSeparators), token => length(trim(token)) > 0): "
+            + _NORMALISED % "raw"
+            + "]"
+        ), var
+    for param, var in _SINGLE_IDS.items():
+        assert (_NORMALISED % f"trim({param})") in text(declared[var]), var
+
+
+def test_no_name_or_scope_is_taken_from_a_raw_resource_id_parameter() -> None:
+    # A raw ID parameter may be tested for emptiness, or normalised in its own variable;
+    # every split(), last() and setting works on the normalised form.
+    tree = parse(INFRA / "main.bicep")
+    normalisers = {*_ID_LISTS.values(), *_SINGLE_IDS.values()}
+    raw_params = {*_ID_LISTS, *_SINGLE_IDS}
+    misuse: list[str] = []
+    for node in walk(tree.root_node):
+        if node.type != "identifier" or text(node) not in raw_params:
+            continue
+        if node.parent is not None and node.parent.type == "parameter_declaration":
+            continue
+        owner = node.parent
+        while owner is not None and owner.type != "variable_declaration":
+            owner = owner.parent
+        if owner is not None and text(owner.named_children[0]) in normalisers:
+            continue
+        call = node.parent.parent if node.parent is not None else None  # x -> arguments -> call
+        if call is not None and call.type == "call_expression":
+            name = text(call.named_children[0])
+            outer = call.parent.parent if call.parent is not None else None
+            if name == "empty" or (
+                name == "trim" and outer is not None and text(outer.named_children[0]) == "empty"
+            ):
+                continue
+        misuse.append(f"line {node.start_point[0] + 1}: {text(node.parent)[:60]}")
+    assert not misuse, misuse
+
+
+def _normalise(resource_id: str) -> str:
+    """What the normalising expression does, in Python (Bicep's split() keeps empty
+    strings, as str.split does; filter() drops them)."""
+    return "/" + "/".join(s for s in resource_id.strip().split("/") if len(s) > 0)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "/subscriptions/0000/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso",
+        "/subscriptions/0000/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso/",
+        "/subscriptions/0000/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso//",
+        "subscriptions/0000//resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso",
+    ],
+)
+def test_a_trailing_slash_gives_the_same_names_as_the_plain_id(given: str) -> None:
+    from shared.rules.naming import ServiceId
+
+    normalised = _normalise(given).split("/")
+    # main.bicep reads [2], [4] and last() of the normalised ID.
+    assert (normalised[2], normalised[4], normalised[-1]) == ("0000", "rg-apim", "contoso")
+    if given.startswith("/"):  # what the product itself makes of the same ID
+        assert ServiceId.parse(given.replace("0000", "0" * 36)).name == normalised[-1]
+    # The bug: the raw ID's last segment is empty with a trailing slash.
+    assert given.endswith("/") == (given.split("/")[-1] == "")
 
 
 # --- ransomware-safe backup account -----------------------------------------------------
@@ -282,9 +405,71 @@ def test_container_immutability_never_outlasts_retention() -> None:
     assert "@maxValue(30)" in decorators  # a backup is restorable for 30 days
     main = parse(INFRA / "main.bicep")
     # Capped at retention, so the policy has lapsed whenever pruning wants a blob gone.
-    assert text(variables(main)["immutabilityDays"]) == "min(backupImmutabilityDays, retentionDays)"
+    assert "min(backupImmutabilityDays, retentionDays)" in text(variables(main)["immutabilityDays"])
     assert _param_default(main, "backupImmutabilityDays") == "30"
     assert "immutabilityDays: immutabilityDays" in text(main.root_node)
+
+
+def test_immutability_is_opt_in_until_apim_is_seen_writing_under_it() -> None:
+    # Nothing public says how APIM writes a backup; a policy that refuses that write
+    # would break every backup (issue 18). Off unless the deployer turns it on.
+    main = parse(INFRA / "main.bicep")
+    assert _param_default(main, "backupImmutability") == "'off'"
+    _decl, decorators = _decorated(main, "parameter_declaration", "backupImmutability")
+    allowed = set(re.findall(r"'(\w*)'", decorators.split("@description", 1)[0]))
+    assert allowed == {"", "off", "on", "locked"}
+    assert text(variables(main)["immutabilityDays"]) == (
+        "backupImmutability == 'on' ? min(backupImmutabilityDays, retentionDays) : 0"
+    )
+    # Off means no policy resource at all (the module's default too).
+    assert _param_default(parse(INFRA / "app" / "backup-storage.bicep"), "immutabilityDays") == "0"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["backupImmutability"]["value"] == "${BACKUP_IMMUTABILITY}"
+
+
+def test_re_provisioning_after_locking_leaves_the_locked_policy_alone() -> None:
+    # Resource Manager refuses a PUT of a locked policy: with 'locked' no policy resource
+    # is deployed (immutabilityDays is 0 for everything but 'on'), and the README's
+    # workaround names that value of a variable main.parameters.json reads.
+    main = parse(INFRA / "main.bicep")
+    assert text(variables(main)["immutabilityDays"]).startswith("backupImmutability == 'on' ?")
+    assert text(variables(main)["immutabilityDays"]).endswith(": 0")
+    readme = (INFRA / "README.md").read_text()
+    assert "azd env set BACKUP_IMMUTABILITY locked" in readme
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["backupImmutability"]["value"] == "${BACKUP_IMMUTABILITY}"
+
+
+# Variables azd sets or reads itself; every other one the docs tell you to set must be
+# read by main.parameters.json, or setting it does nothing.
+_AZD_OWN = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZURE_PRINCIPAL_ID"}
+
+
+def test_every_azd_variable_the_docs_set_is_read_by_main_parameters() -> None:
+    read = set(re.findall(r"\$\{(\w+)", (INFRA / "main.parameters.json").read_text()))
+    docs = [INFRA / "README.md", REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    told = {
+        (doc.name, name)
+        for doc in docs
+        for name in re.findall(r"azd env set ([A-Z][A-Z0-9_]+)\b", doc.read_text())
+    }
+    assert any(name == "BACKUP_IMMUTABILITY" for _doc, name in told)
+    placeholder = {"NAME"}  # "azd env set NAME value", the general form
+    unread = sorted((doc, n) for doc, n in told if n not in read | _AZD_OWN | placeholder)
+    assert not unread, unread
+
+
+def test_immutability_when_on_lets_a_writer_add_blocks_but_never_overwrite() -> None:
+    props = _props(
+        _body(
+            "app/backup-storage.bicep",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@",
+        )
+    )
+    # Block and append blobs may get new blocks (a service that creates the blob, then
+    # adds to it); allowProtectedAppendWrites (append blobs only) is mutually exclusive.
+    assert text(props["allowProtectedAppendWritesAll"]) == "true"
+    assert "allowProtectedAppendWrites" not in props
 
 
 def test_lifecycle_backstop_also_deletes_previous_versions() -> None:
@@ -331,7 +516,7 @@ def test_network_lockdown_denies_by_default_and_keeps_the_trusted_services_bypas
     assert text(acls["virtualNetworkRules"]) == "subnetRules"
     main = (INFRA / "main.bicep").read_text()
     assert "restrictNetworkAccess: backupNetworkLockdown" in main
-    assert "allowedSubnetIds: empty(functionSubnetId) ? [] : [functionSubnetId]" in main
+    assert "allowedSubnetIds: empty(subnetId) ? [] : [subnetId]" in main
     site = _props(_body("app/function-app.bicep", "Microsoft.Web/sites@"))
     assert "virtualNetworkSubnetId" in text(site["virtualNetworkSubnetId"])
 
@@ -341,74 +526,150 @@ def test_network_lockdown_denies_by_default_and_keeps_the_trusted_services_bypas
 _BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
 
 
-def test_container_roles_are_on_the_container_with_a_blob_path_condition() -> None:
+def test_container_roles_are_on_the_container_with_a_blob_name_condition() -> None:
     file = "app/container-roles.bicep"
     assignment = _props(_body(file, "Microsoft.Authorization/roleAssignments@"))
     body = _body(file, "Microsoft.Authorization/roleAssignments@")
     assert text(object_properties(body)["scope"]) == "container"
-    assert text(assignment["condition"]) == "empty(blobPrefix) ? null : prefixCondition"
-    assert text(assignment["conditionVersion"]) == "empty(blobPrefix) ? null : '2.0'"
+    assert text(assignment["condition"]) == "empty(blobPattern) ? null : nameCondition"
+    assert text(assignment["conditionVersion"]) == "empty(blobPattern) ? null : '2.0'"
     tree = parse(INFRA / file)
     declared = variables(tree)
     assert text(declared["blobActions"]) == f"'{_BLOBS}'"
-    assert text(declared["prefixCondition"]) == "'${readCondition} AND ${writeCondition}'"
+    assert text(declared["nameCondition"]) == "'${readCondition} AND ${writeCondition}'"
     write = text(declared["writeCondition"]).replace("\\'", "'")  # Bicep's \' is '
     read = text(declared["readCondition"]).replace("\\'", "'")
     # Write, add, delete and move (rename, in Storage Blob Data Contributor): only on
-    # blobs under the service's own prefix.
+    # blobs whose whole name matches the service's pattern.
     for action in ("write'}", "add/action'}", "delete'}", "move/action'}"):
         assert "!(ActionMatches{'${blobActions}/" + action in write, action
     assert "read" not in write
-    assert write.endswith("OR (@Resource[${blobActions}:path] StringStartsWith '${blobPrefix}'))'")
-    # Read (other than List): under the own prefix or one of readPrefixes.
+    assert write.endswith("OR (@Resource[${blobActions}:path] StringLike '${blobPattern}'))'")
+    # Read (other than List): the own pattern or one of readPatterns.
     assert (
         "!(ActionMatches{'${blobActions}/read'} AND NOT SubOperationMatches{'Blob.List'})" in read
     )
     assert read.endswith("OR (${join(readPaths, ' OR ')}))'"), read
     paths = text(declared["readPaths"]).replace("\\'", "'")
     assert paths == (
-        "[for prefix in union([blobPrefix], readPrefixes): "
-        "'@Resource[${blobActions}:path] StringStartsWith '${prefix}'']"
+        "[for pattern in union([blobPattern], readPatterns): "
+        "'@Resource[${blobActions}:path] StringLike '${pattern}'']"
     ), paths
     # Rendered for a restore target that is also a source: balanced, both halves ANDed.
-    rendered = _render_condition(read, write, "contoso-", ["contoso-", "fabrikam-"])
+    own, other = "contoso" + _STAMP_PATTERN, "fabrikam" + _STAMP_PATTERN
+    rendered = _render_condition(read, write, own, [own, other])
     assert rendered.count("(") == rendered.count(")")
-    assert rendered.count("StringStartsWith 'contoso-'") == 2  # read and write
-    assert rendered.count("StringStartsWith 'fabrikam-'") == 1  # read only
+    assert rendered.count(f"StringLike '{own}'") == 2  # read and write
+    assert rendered.count(f"StringLike '{other}'") == 1  # read only
 
 
-def _render_condition(read: str, write: str, prefix: str, read_prefixes: list[str]) -> str:
+@pytest.mark.parametrize("path", bicep_files(), ids=_rel)
+def test_no_blob_condition_is_a_bare_name_prefix(path: Path) -> None:
+    # A prefix condition ('<service>-') lets 'contoso' reach every backup of 'contoso-dr'.
+    assert "StringStartsWith" not in path.read_text(encoding="utf-8"), _rel(path)
+
+
+def _render_condition(read: str, write: str, pattern: str, read_patterns: list[str]) -> str:
     """The condition Resource Manager receives, from the Bicep strings (for a sanity check
     of its shape, not a parser of the condition language)."""
     paths = [
-        f"@Resource[{_BLOBS}:path] StringStartsWith '{p}'"
-        for p in dict.fromkeys([prefix, *read_prefixes])
+        f"@Resource[{_BLOBS}:path] StringLike '{p}'"
+        for p in dict.fromkeys([pattern, *read_patterns])
     ]
 
     def fill(template: str) -> str:
         return (
             template.strip("'")
             .replace("${blobActions}", _BLOBS)
-            .replace("${blobPrefix}", prefix)
+            .replace("${blobPattern}", pattern)
             .replace("${join(readPaths, ' OR ')}", " OR ".join(paths))
         )
 
     return f"{fill(read)} AND {fill(write)}"
 
 
+def _string_like(value: str, pattern: str) -> bool:
+    """ABAC's StringLike (Microsoft Learn, "Azure role assignment condition format and
+    syntax"): case-sensitive, whole string, '*' any run of characters, '?' exactly one."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+def test_string_like_stand_in_follows_the_documented_examples() -> None:
+    # The examples of the condition-format page, so the stand-in means what Azure means.
+    assert _string_like("abcd", "a*c?")
+    assert not _string_like("abcd", "A*C?")
+    assert not _string_like("abcd", "a*c")
+
+
+# The part of a backup name after '<service>' in main.bicep (read from the template).
+_STAMP_PATTERN = "-????????T??????Z.apimbackup"
+
+
+def _apim_pattern(service: str) -> str:
+    """The StringLike pattern main.bicep grants the APIM identity of `service`."""
+    main = parse(INFRA / "main.bicep")
+    stamp = string_value(variables(main)["backupNameStamp"])
+    assert stamp == _STAMP_PATTERN
+    return service.lower() + stamp
+
+
 def test_each_apim_identity_only_reaches_its_own_backups() -> None:
     main = (INFRA / "main.bicep").read_text()
     block = main.split("module apimSystemIdentityStorageRoles", 1)[1].split("\nmodule ", 1)[0]
     assert "'app/container-roles.bicep'" in block
-    # Backup names are '<service>-<timestamp>Z.apimbackup' (shared/rules/naming.py).
-    assert "blobPrefix: '${last(split(id, '/'))}-'" in block
+    # Backup names are '<service>-<yyyyMMdd>T<HHmmss>Z.apimbackup' (shared/rules/naming.py).
+    assert "blobPattern: '${last(split(id, '/'))}${backupNameStamp}'" in block
     # A restore target restores other services' backups with its own identity: it reads
     # (never writes) the backups of every source service.
-    assert "readPrefixes: contains(restoreIdsLower, id) ? sourcePrefixes : []" in block
-    assert "var sourcePrefixes = [for id in apimIdsLower: '${last(split(id, '/'))}-']" in main
+    assert "readPatterns: contains(restoreIdsLower, id) ? sourcePatterns : []" in block
+    assert (
+        "var sourcePatterns = [for id in apimIdsLower: '${last(split(id, '/'))}${backupNameStamp}']"
+        in main
+    )
+    # The service name in the pattern is the lower-cased one, as in the backup's name.
+    assert "for id in apimIdsLower" in main and "accessIds = union(apimIdsLower" in main
+
+
+@pytest.mark.parametrize("service", ["contoso", "contoso-dr", "Contoso-APIM-2", "a1"])
+def test_the_blob_pattern_matches_every_backup_name_of_its_service(service: str) -> None:
     from shared.rules.naming import backup_name
 
-    assert backup_name("contoso-apim", datetime.now(UTC)).startswith("contoso-apim-")
+    pattern = _apim_pattern(service)
+    for moment in (
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime.now(UTC),
+    ):
+        assert _string_like(backup_name(service, moment), pattern), (service, moment)
+
+
+def test_the_blob_pattern_reaches_no_other_service_and_no_other_blob() -> None:
+    from shared.rules.manifest import manifest_blob_name
+    from shared.rules.naming import backup_name
+
+    moment = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    contoso = _apim_pattern("contoso")
+    # The hyphen case of issue 18: 'contoso-' starts every backup of 'contoso-dr'.
+    for other in ("contoso-dr", "contoso-1", "contosodr", "contos", "xcontoso", "contoso-2026"):
+        name = backup_name(other, moment)
+        assert not _string_like(name, contoso), name
+    # ...and the other way round.
+    assert not _string_like(backup_name("contoso", moment), _apim_pattern("contoso-dr"))
+    # The function writes and reads the manifests; the APIM identity needs no access.
+    assert not _string_like(manifest_blob_name(backup_name("contoso", moment)), contoso)
+    for name in (
+        "contoso-",
+        "contoso-x",
+        "contoso-20260304T050607Z.apimbackup.old",
+        "dir/contoso-20260304T050607Z.apimbackup",
+        "CONTOSO-20260304T050607Z.apimbackup",
+    ):
+        assert not _string_like(name, contoso), name
+
+
+def test_data_roles_on_the_backup_account_are_never_account_wide() -> None:
+    main = (INFRA / "main.bicep").read_text()
     # Data roles on the backup account never cover the whole account: the only
     # account-wide grant there is Reader (control plane, for the CORS pre-check).
     for module in re.findall(r"module (\w+) 'app/storage-roles\.bicep'", main):
@@ -477,12 +738,42 @@ def test_custom_apim_roles_hold_exactly_the_actions_the_product_calls() -> None:
     assert source == read | {"Microsoft.ApiManagement/service/backup/action"}
     assert restore == read | {"Microsoft.ApiManagement/service/restore/action"}
     assert not unexplained_source + unexplained_restore, "each action needs its reason above it"
-    # Backup on sources only, restore on restore targets only.
+    # Backup on sources only, restore on restore targets only (APIM_ROLES=custom).
     main = (INFRA / "main.bicep").read_text()
     assert (
-        "roleDefinitionIds: union(contains(apimIdsLower, id) ? [sourceRoleId] : [], "
-        "contains(restoreIdsLower, id) ? [restoreRoleId] : [])"
+        "roleDefinitionIds: apimRoleMode == 'custom' ? "
+        "union(contains(apimIdsLower, id) ? [sourceRoleId] : [], "
+        "contains(restoreIdsLower, id) ? [restoreRoleId] : []) : "
+        "(apimRoleMode == 'define' ? [] : builtinApimRoles)"
     ) in main
+
+
+def test_no_deployment_assigns_a_custom_role_it_creates_by_default() -> None:
+    # Custom role definitions replicate with a delay; assigned in the deployment that
+    # creates them, the assignment can fail (RoleDefinitionDoesNotExist). The first
+    # azd up therefore uses built-in roles only (issue 18).
+    main = parse(INFRA / "main.bicep")
+    assert _param_default(main, "apimRoles") == "'builtin'"
+    _decl, decorators = _decorated(main, "parameter_declaration", "apimRoles")
+    allowed = set(re.findall(r"'(\w*)'", decorators.split("@description", 1)[0]))
+    assert allowed == {"", "builtin", "define", "custom"}
+    declared = variables(main)
+    assert text(declared["apimRoleMode"]) == (
+        "apimRoles == 'custom' ? 'custom' : (apimRoles == 'define' ? 'define' : 'builtin')"
+    )
+    # The definitions are deployed only when asked for (define, custom)...
+    module = next(
+        n
+        for n in main.root_node.named_children
+        if n.type == "module_declaration" and text(n.named_children[0]) == "apimRoleDefinitions"
+    )
+    assert text(module.named_children[-1].named_children[0]) == "(apimRoleMode != 'builtin')"
+    # ...and the built-in roles need nothing replicated: Operator (backup, restore,
+    # service/*/read) and Reader (the diagnostic settings the manifest copies).
+    assert text(declared["builtinApimRoles"]) == "[\n  operatorRole\n  roles.reader\n]"
+    assert "'e022efe7-f5ba-4159-bbe4-b44f577e9b61'" in text(declared["operatorRole"])
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["apimRoles"]["value"] == "${APIM_ROLES}"
 
 
 def test_the_apim_code_calls_no_more_than_the_roles_allow() -> None:
@@ -599,6 +890,26 @@ def test_entra_mode_puts_app_service_authentication_in_front() -> None:
     assert "'functionKey'" in decorators and "'entra'" in decorators
 
 
+def test_the_entra_token_comment_and_the_readme_step_it_relies_on_agree() -> None:
+    # The site expects v2 tokens (issuer .../v2.0, audience the client id); that holds
+    # only because the README's app-registration step asks for v2 tokens (issue 18).
+    source = (INFRA / "app" / "function-app.bicep").read_text()
+    header = source.split("resource authSettings ", 1)[0].rsplit("\n\n", 1)[-1]
+    block = source.split("azureActiveDirectory: {", 1)[1].split("allowedAudiences: [", 1)[0]
+    comment = " ".join(
+        line.strip().removeprefix("//").strip()
+        for line in (header + block).splitlines()
+        if line.strip().startswith("//")
+    )
+    assert "requestedAccessTokenVersion=2" in comment
+    assert "infra/README.md" in comment and "step 1" in comment
+    assert "sts.windows.net" in comment  # what a v1 token would carry instead
+    assert "/v2.0'" in block  # the issuer the comment describes
+    readme = (INFRA / "README.md").read_text()
+    step1 = readme.split("### 1. The app registration", 1)[1].split("### 2.", 1)[0]
+    assert "api.requestedAccessTokenVersion=2" in step1
+
+
 # --- alerts -------------------------------------------------------------------------------
 
 SIGNALS = {"BackupFailed", "RestoreFailed", "ScheduleOwed", "RpoBreached", "OperationUrlRejected"}
@@ -625,6 +936,24 @@ def test_one_alert_rule_per_signal_on_its_apptraces_message() -> None:
     assert "extend service = tostring(fields.service)" in query
     assert text(rule["scopes"]) == "[\n        logAnalyticsWorkspaceId\n      ]"
     assert "'service'" in text(object_properties(criterion.named_children[0])["dimensions"])
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=_rel)
+def test_every_log_alert_rule_skips_query_validation(path: Path) -> None:
+    # A first deployment creates the workspace and the rules together: AppTraces has no
+    # row yet, and query validation has been reported to refuse such a rule (issue 18).
+    rules = resource_declarations(parse(path), "Microsoft.Insights/scheduledQueryRules@")
+    for _decl, body in rules:
+        props = _props(body)
+        assert "skipQueryValidation" in props, _rel(path)
+        assert text(props["skipQueryValidation"]) == "true", _rel(path)
+
+
+def test_the_alert_rules_exist_where_skip_query_validation_is_checked() -> None:
+    rules = resource_declarations(
+        parse(INFRA / "app" / "alerts.bicep"), "Microsoft.Insights/scheduledQueryRules@"
+    )
+    assert len(rules) == 1  # one declaration, a loop over the signals
 
 
 def test_signals_are_never_sampled_out_of_application_insights() -> None:
