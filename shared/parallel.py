@@ -23,7 +23,7 @@ def run_each[T, R](
     its turn).
     """
     if max_parallel <= 1 or len(items) <= 1:
-        return [work(item) for item in items]
+        return _one_at_a_time(items, work)
     from concurrent.futures import ThreadPoolExecutor  # on first use: a lighter cold start
 
     with ThreadPoolExecutor(
@@ -31,3 +31,17 @@ def run_each[T, R](
     ) as pool:
         futures = [pool.submit(contextvars.copy_context().run, work, item) for item in items]
         return [future.result() for future in futures]
+
+
+def _one_at_a_time[T, R](items: Sequence[T], work: Callable[[T], R]) -> list[R]:
+    """The same contract without threads: the first failure is raised after the last item."""
+    results: list[R] = []
+    first: BaseException | None = None
+    for item in items:
+        try:
+            results.append(work(item))
+        except Exception as error:  # every item is tried; the first failure is re-raised
+            first = first or error
+    if first is not None:
+        raise first
+    return results

@@ -91,3 +91,19 @@ def test_importing_the_function_app_loads_no_azure_sdk():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("max_parallel", [1, 4])
+def test_every_item_is_tried_whatever_the_limit(max_parallel: int):
+    """The contract holds at MAX_PARALLEL=1 too: a failure is raised after every item ran."""
+    tried: list[int] = []
+
+    def work(item: int) -> int:
+        tried.append(item)
+        if item in (0, 3):
+            raise RuntimeError(f"boom {item}")
+        return item
+
+    with pytest.raises(RuntimeError, match="boom 0"):
+        run_each(list(range(6)), work, max_parallel)
+    assert sorted(tried) == [0, 1, 2, 3, 4, 5]
