@@ -26,21 +26,21 @@ from emulator.model import JSON, EmulatorError
 from emulator.state import Emulator, Fault, Operation
 
 _SERVICE = (
-    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
     r"/providers/Microsoft\.ApiManagement/service/(?P<name>[^/]+)"
 )
-ROUTE_SERVICE = re.compile(_SERVICE + r"/?$", re.IGNORECASE)
-ROUTE_WORKSPACE_LINKS = re.compile(_SERVICE + r"/workspaceLinks/?$", re.IGNORECASE)
+ROUTE_SERVICE = re.compile(_SERVICE + r"/?", re.IGNORECASE)
+ROUTE_WORKSPACE_LINKS = re.compile(_SERVICE + r"/workspaceLinks/?", re.IGNORECASE)
 ROUTE_DIAGNOSTIC_SETTINGS = re.compile(
-    _SERVICE + r"/providers/Microsoft\.Insights/diagnosticSettings/?$", re.IGNORECASE
+    _SERVICE + r"/providers/Microsoft\.Insights/diagnosticSettings/?", re.IGNORECASE
 )
-ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?$", re.IGNORECASE)
+ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?", re.IGNORECASE)
 # Where APIM's backup and restore answer their Location (as recorded from Azure):
 # {service}/operationresults/{id}, which Resource Manager authorizes as the action
 # Microsoft.ApiManagement/service/operationresults/read.
-ROUTE_OPERATION = re.compile(_SERVICE + r"/operationresults/(?P<opid>[^/]+)/?$", re.IGNORECASE)
+ROUTE_OPERATION = re.compile(_SERVICE + r"/operationresults/(?P<opid>[^/]+)/?", re.IGNORECASE)
 CONTROL_PREFIX = "/_emulator/"
-ROUTE_CONTROL_SERVICE = re.compile(r"^/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?$")
+ROUTE_CONTROL_SERVICE = re.compile(r"/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?")
 
 FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
 # Keys a client sends that must never be echoed back (the request log is readable).
@@ -171,27 +171,27 @@ class Handler(BaseHTTPRequestHandler):
             raise EmulatorError(
                 400, "MissingApiVersionParameter", "The api-version query parameter is required."
             )
-        match = ROUTE_SERVICE.match(path)
+        match = ROUTE_SERVICE.fullmatch(path)
         if match and self.command == "GET":
             return Reply(200, self.emulator.get_service(match["sub"], match["rg"], match["name"]))
-        match = ROUTE_WORKSPACE_LINKS.match(path)
+        match = ROUTE_WORKSPACE_LINKS.fullmatch(path)
         if match and self.command == "GET":
             links = self.emulator.list_workspace_links(match["sub"], match["rg"], match["name"])
             return Reply(200, links)
-        match = ROUTE_DIAGNOSTIC_SETTINGS.match(path)
+        match = ROUTE_DIAGNOSTIC_SETTINGS.fullmatch(path)
         if match and self.command == "GET":
             settings = self.emulator.list_diagnostic_settings(
                 match["sub"], match["rg"], match["name"]
             )
             return Reply(200, settings)
-        match = ROUTE_LRO.match(path)
+        match = ROUTE_LRO.fullmatch(path)
         if match and self.command == "POST":
             kind = match["kind"].lower()
             operation = self.emulator.start_operation(
                 kind, match["sub"], match["rg"], match["name"], _parse_json(raw)
             )
             return Reply(202, None, self._running_headers(operation))
-        match = ROUTE_OPERATION.match(path)
+        match = ROUTE_OPERATION.fullmatch(path)
         if match and self.command == "GET":
             operation = self.emulator.poll(match["sub"], match["rg"], match["name"], match["opid"])
             return self._operation_reply(operation)
@@ -251,7 +251,7 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, {"status": "cleared"})
         if path == "/_emulator/operations" and method == "GET":
             return Reply(200, {"value": emulator.list_operations()})
-        match = ROUTE_CONTROL_SERVICE.match(path)
+        match = ROUTE_CONTROL_SERVICE.fullmatch(path)
         if match:
             return self._control_service(match["name"], match["rest"] or "", args)
         raise EmulatorError(404, "NotFound", f"No control route {method} {path}.")

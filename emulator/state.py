@@ -33,7 +33,7 @@ from emulator.storage import BlobStore
 BACKUP_VALIDITY = timedelta(days=30)
 ACCESS_TYPES = ("AccessKey", "SystemAssignedManagedIdentity", "UserAssignedManagedIdentity")
 # Azure's rule for container names: 3-63 of lower-case letters, digits and single dashes.
-CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+CONTAINER_NAME = re.compile(r"(?=.{3,63}\Z)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*")
 BACKUP_FORMAT = "apim-emulator-backup/1"
 
 
@@ -65,7 +65,7 @@ class BackupParams:
                 "InvalidParameters",
                 f"Invalid accessType '{access_type}'; expected one of {ACCESS_TYPES}.",
             )
-        if not CONTAINER_NAME.match(fields["containerName"]):
+        if not CONTAINER_NAME.fullmatch(fields["containerName"]):
             raise EmulatorError(
                 400, "InvalidParameters", f"Invalid container name '{fields['containerName']}'."
             )

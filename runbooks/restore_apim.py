@@ -87,7 +87,7 @@ REQUEST_TIMEOUT = 60
 TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 IDENTITY_API_VERSION = "2019-08-01"
 TOKEN_REFRESH_MARGIN = 300  # seconds before expiry that a managed-identity token is renewed
-_OPERATION_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_OPERATION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 # Characters no URL we send a key to may hold: whitespace, controls, backslashes (raw
 # or encoded): parsers disagree about where such a URL goes.
 _UNSAFE_URL = re.compile(r"[\s\x00-\x1f\x7f\\]|%5c", re.IGNORECASE)
@@ -220,7 +220,7 @@ def status_url_for(base_url: str, given: str) -> str:
         )
     prefix = base.path.rstrip("/") + "/api/operations/"
     operation_id = parts.path[len(prefix) :] if parts.path.startswith(prefix) else ""
-    if not _OPERATION_ID.match(operation_id) or parts.query or parts.fragment:
+    if not _OPERATION_ID.fullmatch(operation_id) or parts.query or parts.fragment:
         raise ClientError(f"Refusing the status URL path {parts.path[:200]!r}: not an operation")
     return f"{base_url}/api/operations/{operation_id}"
 
@@ -536,7 +536,7 @@ class Client:
         return payload
 
     def status(self, operation_id: str, *, wait: bool) -> dict[str, Any]:
-        if not _OPERATION_ID.match(operation_id):
+        if not _OPERATION_ID.fullmatch(operation_id):
             raise ConfigurationError(f"Not an operation id: {operation_id[:80]!r}")
         url = self.status_url(operation_id)
         if wait:

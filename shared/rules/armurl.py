@@ -32,8 +32,8 @@ _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _DANGEROUS_PATH_ESCAPE = re.compile(r"%(2[fF]|5[cC]|2[eE]|40|25|3[fF]|23|[01][0-9A-Fa-f]|7[fF]|20)")
 _CONTROL_ESCAPE = re.compile(r"%([01][0-9A-Fa-f]|7[fF])")
 # RFC 3986 pchar without "@" (and "%", checked above): unreserved, sub-delims and ":".
-_PATH = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:/%]*$")
-_QUERY = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:/?%]*$")
+_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:/%]*")
+_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:/?%]*")
 
 
 class OperationUrlRejected(ValueError):
@@ -81,12 +81,12 @@ def arm_poll_url(endpoint: str, recorded: str) -> str:
     path, _, query = (slash + tail).partition("?")
     if not path.startswith("/subscriptions/"):
         raise OperationUrlRejected("the operation URL's path is not under /subscriptions/")
-    if not _PATH.match(path) or _DANGEROUS_PATH_ESCAPE.search(path):
+    if not _PATH.fullmatch(path) or _DANGEROUS_PATH_ESCAPE.search(path):
         raise OperationUrlRejected("the operation URL's path has characters or escapes not allowed")
     segments = path.split("/")[1:]
     if any(segment in ("", ".", "..") for segment in segments[:-1]) or segments[-1] in (".", ".."):
         raise OperationUrlRejected("the operation URL's path has an empty, '.' or '..' segment")
-    if not _QUERY.match(query) or _CONTROL_ESCAPE.search(query):
+    if not _QUERY.fullmatch(query) or _CONTROL_ESCAPE.search(query):
         raise OperationUrlRejected("the operation URL's query has characters not allowed")
     base = endpoint.rstrip("/")
     return f"{base}{path}?{query}" if query else f"{base}{path}"

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 BACKUP_SUFFIX = ".apimbackup"
 
 _RESOURCE_ID = re.compile(
-    r"^/subscriptions/(?P<sub>[0-9A-Fa-f-]{36})"
+    r"/subscriptions/(?P<sub>[0-9A-Fa-f-]{36})"
     r"/resourceGroups/(?P<rg>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.ApiManagement/service/(?P<name>[A-Za-z][A-Za-z0-9-]{0,48}[A-Za-z0-9])$",
+    r"/providers/Microsoft\.ApiManagement/service/(?P<name>[A-Za-z][A-Za-z0-9-]{0,48}[A-Za-z0-9])",
     re.IGNORECASE,
 )
 _BACKUP_NAME = re.compile(
-    r"^(?P<service>[a-z][a-z0-9-]{0,48}[a-z0-9])-(?P<stamp>\d{8}T\d{6}Z)\.apimbackup$"
+    r"(?P<service>[a-z][a-z0-9-]{0,48}[a-z0-9])-(?P<stamp>\d{8}T\d{6}Z)\.apimbackup"
 )
 _STAMP = "%Y%m%dT%H%M%SZ"
 
@@ -31,7 +31,7 @@ class ServiceId:
 
     @classmethod
     def parse(cls, resource_id: str) -> ServiceId:
-        match = _RESOURCE_ID.match(resource_id.strip().rstrip("/"))
+        match = _RESOURCE_ID.fullmatch(resource_id.strip().rstrip("/"))
         if match is None:
             raise ValueError(
                 "expected an APIM resource ID: /subscriptions/<sub>/resourceGroups/<rg>"
@@ -71,7 +71,7 @@ class ParsedBackupName:
 
 def parse_backup_name(name: str) -> ParsedBackupName:
     """Split a backup name; ValueError when it is not of the backup-name form."""
-    match = _BACKUP_NAME.match(name)
+    match = _BACKUP_NAME.fullmatch(name)
     if match is None:
         raise ValueError(
             f"'{name[:100]}' is not a backup name (<service>-YYYYMMDDTHHMMSSZ.apimbackup)"

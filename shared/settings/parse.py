@@ -19,10 +19,10 @@ from shared.rules.naming import ServiceId, find_service
 from shared.rules.service import AccessType
 
 _LIST_SEPARATORS = re.compile(r"[,;\s]+")
-_CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
-_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 class ConfigError(ValueError):
@@ -200,7 +200,7 @@ def arm_credential(env: Mapping[str, str], arm_endpoint: str) -> ArmCredentialKi
 
 def storage_account(env: Mapping[str, str]) -> str:
     account = require(env, "BACKUP_STORAGE_ACCOUNT", "the storage account's name")
-    if not _ACCOUNT_NAME.match(account):
+    if not _ACCOUNT_NAME.fullmatch(account):
         raise ConfigError(
             "BACKUP_STORAGE_ACCOUNT", "expected 3 to 24 lower-case letters and digits"
         )
@@ -209,7 +209,7 @@ def storage_account(env: Mapping[str, str]) -> str:
 
 def container(env: Mapping[str, str], default: str) -> str:
     name = text(env, "BACKUP_CONTAINER") or default
-    if not _CONTAINER_NAME.match(name):
+    if not _CONTAINER_NAME.fullmatch(name):
         raise ConfigError(
             "BACKUP_CONTAINER", "expected a blob container name (3-63 of a-z, 0-9, -)"
         )
@@ -231,7 +231,7 @@ def backup_access(env: Mapping[str, str]) -> tuple[AccessType, str | None, str |
             raise ConfigError(
                 "BACKUP_IDENTITY_CLIENT_ID", "it is required with UserAssignedManagedIdentity"
             )
-        if not _GUID.match(identity_client_id):
+        if not _GUID.fullmatch(identity_client_id):
             raise ConfigError("BACKUP_IDENTITY_CLIENT_ID", "expected a client id (a GUID)")
     storage_key = text(env, "BACKUP_STORAGE_KEY")
     if access is AccessType.ACCESS_KEY and storage_key is None:
@@ -244,7 +244,7 @@ def tables(env: Mapping[str, str], ledger_default: str, operations_default: str)
     ledger_table = text(env, "LEDGER_TABLE") or ledger_default
     operations_table = text(env, "OPERATIONS_TABLE") or operations_default
     for name, table in (("LEDGER_TABLE", ledger_table), ("OPERATIONS_TABLE", operations_table)):
-        if not _TABLE_NAME.match(table):
+        if not _TABLE_NAME.fullmatch(table):
             raise ConfigError(name, "expected a table name: a letter, then 2-62 letters or digits")
     if ledger_table.lower() == operations_table.lower():
         raise ConfigError("OPERATIONS_TABLE", "must differ from LEDGER_TABLE")
@@ -308,7 +308,7 @@ def storage(env: Mapping[str, str], account: str) -> StorageConnection:
             )
         if _uri_account(uri) != account:
             raise ConfigError(name, mismatch.format(_uri_account(uri), account))
-    if client_id is not None and not _GUID.match(client_id):
+    if client_id is not None and not _GUID.fullmatch(client_id):
         raise ConfigError("BACKUP_STORAGE__clientId", "expected a client id (a GUID)")
     return StorageConnection(
         blob_service_uri=blob_uri, table_service_uri=table_uri, client_id=client_id

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import ssl
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
+from devstack.azurite import DEV_ACCOUNT
 from devstack.stack import LocalStack
 from shared.adapters.credentials import EMULATOR_TOKEN
 from tests.emulator import RG, arm_get, make_client
@@ -162,3 +167,27 @@ def test_reset_with_a_seed_replaces_the_services(emulator: LocalStack):
         emulator.control.reset()  # without a seed: the start-up seed again
     assert (solo.sku.name, solo.sku.capacity) == ("Basic", 2)
     assert client.api_management_service.get(RG, "contoso-apim").name == "contoso-apim"
+
+
+def test_a_route_matches_the_whole_path(emulator: LocalStack):
+    """The path is percent-decoded before routing: ``.../backup%0A`` is no route to a
+    backup (a full match, not ``$``: issue 17, defect 9). Nothing starts."""
+    body = {
+        "storageAccount": DEV_ACCOUNT,
+        "containerName": "emulator-tests",
+        "backupName": "route-check.apimbackup",
+        "accessType": "SystemAssignedManagedIdentity",
+    }
+    url = f"{emulator.arm_endpoint}{emulator.service_id('contoso-apim')}/backup%0A"
+    request = urllib.request.Request(
+        url + "?api-version=2024-05-01",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {EMULATOR_TOKEN}", "Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=emulator.ca_bundle)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=context, timeout=10)
+
+    assert refused.value.code == 404
+    assert emulator.control.operations() == []

@@ -182,6 +182,8 @@ def test_an_operation_is_found_only_under_its_own_service(fast: LocalStack):
         ),
         ("contoso-apim", {"storage_account": "otheraccount"}, "InvalidParameters", "otheraccount"),
         ("contoso-apim", {"container_name": "Bad_Name"}, "InvalidParameters", "container name"),
+        # A full match: "$" alone lets a final newline through (issue 17, defect 9).
+        ("contoso-apim", {"container_name": "backups\n"}, "InvalidParameters", "container name"),
     ],
 )
 def test_refusals_are_synchronous_400s(

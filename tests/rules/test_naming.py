@@ -55,3 +55,19 @@ def test_resource_ids_round_trip():
 def test_next_second_drops_fractions():
     moment = datetime(2026, 1, 1, 0, 0, 59, 500, tzinfo=UTC)
     assert next_second(moment) == datetime(2026, 1, 1, 0, 1, 0, tzinfo=UTC)
+
+
+def test_a_trailing_newline_is_not_part_of_a_name():
+    """``$`` also matches before a final newline: a name must match in full, or a
+    ``...apimbackup\\n`` reaches Table Storage as a key (issue 17, defect 9)."""
+    name = "contoso-20261127T020405Z.apimbackup"
+    assert is_backup_name(name)
+    assert not is_backup_name(name + "\n")
+    with pytest.raises(ValueError, match="not a backup name"):
+        parse_backup_name(name + "\n")
+    rid = (
+        "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg"
+        "/providers/Microsoft.ApiManagement/service/contoso"
+    )
+    with pytest.raises(ValueError, match="expected an APIM resource ID"):
+        ServiceId.parse(rid + "\n/")

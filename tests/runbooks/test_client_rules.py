@@ -212,3 +212,12 @@ def test_the_cli_prints_no_drift_and_keeps_it_in_the_result():
     assert result.returncode == 0, result.stderr
     assert "Drift: none; the target's settings match the backup's manifest" in result.stderr
     assert json.loads(result.stdout)["drift"] == []
+
+
+def test_an_operation_id_with_a_final_newline_is_not_an_operation_id(trap: StubServer):
+    """The id must match in full (issue 17, defect 9): refused as the operator's input,
+    before any URL is built or any request sent."""
+    result = cli(trap.url, "status", OPERATION + "\n")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Not an operation id" in result.stderr
+    assert trap.seen == []
