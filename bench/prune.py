@@ -218,6 +218,7 @@ def measure(azurite: Azurite, n: int, naive: bool, tag: str, services: Sequence[
             now=now,
             retention_days=RETENTION_DAYS,
             min_keep=MIN_KEEP,
+            account_name=DEV_ACCOUNT,
         )
     seconds = time.perf_counter() - started
     requests = clients.requests

@@ -18,8 +18,8 @@ A ledger row whose blob still exists is never deleted, whatever its status: the
 container's listing (one paged request, bounded by retention) is read before the
 rows, and a backup that old can no longer be written by APIM. Pruning deletes such
 a leftover blob first; the next day's pass then deletes the row. (A row of another
-container is the exception: the listing cannot show its blob, and it is deleted; see
-:func:`~shared.rules.reconcile.in_container`.)
+container or account is the exception: the listing cannot show its blob, and it is
+deleted; see :func:`~shared.rules.reconcile.in_container`.)
 
 The tables are reached through their adapters: the ledger's rows through
 :class:`~shared.adapters.ledger.BackupLedger`, the operation rows and the day's mark
@@ -73,7 +73,7 @@ def delete_old_rows(runtime: Runtime, *, force: bool = False) -> HistoryResult |
     cutoff = now - timedelta(days=runtime.settings.ledger_history_days)
     result = delete_before(
         runtime.ledger,
-        runtime.blobs.container.container_name,
+        (runtime.settings.storage_account, runtime.settings.container),
         runtime.blobs.names(),
         sorted({s.key for s in runtime.settings.apim_services}),
         cutoff,
@@ -96,24 +96,27 @@ def delete_old_rows(runtime: Runtime, *, force: bool = False) -> HistoryResult |
 
 def delete_before(
     ledger: BackupLedger,
-    container_name: str,
+    store: tuple[str, str],
     blob_names: Iterable[str],
     services: Sequence[str],
     cutoff: datetime,
 ) -> HistoryResult:
     """Delete each service's Pruned and Failed rows started before ``cutoff`` whose blob
-    is not in ``blob_names`` (the container's listing, read before the rows). A row of
-    another container is deleted too: the listing cannot show its blob (see
-    :func:`~shared.rules.reconcile.in_container`)."""
+    is not in ``blob_names`` (the listing of ``store``: account, container, read before
+    the rows). A row of another container or account is deleted too: the listing cannot
+    show its blob (see :func:`~shared.rules.reconcile.in_container`)."""
     cutoff = utc(cutoff)
     present = frozenset(blob_names)
+    account, container = store
     result = HistoryResult(cutoff)
 
     def doomed(service: str) -> Iterator[BackupRecord]:
         for record in ledger.history_before(service, cutoff):
             if record.created_at >= cutoff or record.status not in (Status.PRUNED, Status.FAILED):
                 continue  # the query's job; checked again, as deleting is for good
-            if record.blob_name in present and in_container(record, container_name):
+            if record.blob_name in present and in_container(
+                record, account=account, container=container
+            ):
                 result.kept_with_blob.append(record.backup_name)
                 continue
             yield record

@@ -127,6 +127,7 @@ def prune_now(
         now=now,
         retention_days=settings.retention_days,
         min_keep=settings.min_keep,
+        account_name=settings.storage_account,
         container_name=settings.container,
         known_names=unreadable | in_use,
     )

@@ -42,8 +42,9 @@ it. Any other failure of a transaction reports every row in it as an error and t
 pass goes on with the next chunk; those rows' blobs are already gone, and the next
 pass completes them as described above.
 
-Blobs not named like backups are never touched, and rows whose ``Container`` is
-another container are left alone. A dry run computes the same plan and changes nothing.
+Blobs not named like backups are never touched, and rows whose ``Container`` or
+``StorageAccount`` is another are left alone (kept, with the reason). A dry run computes
+the same plan and changes nothing.
 """
 
 from __future__ import annotations
@@ -125,9 +126,11 @@ def run_pruning(
     now: datetime,
     retention_days: int,
     min_keep: int,
+    account_name: str,
     dry_run: bool = False,
 ) -> PruneResult:
-    """One whole pass: read the live rows, list the container, reconcile, prune."""
+    """One whole pass: read the live rows, list the container, reconcile, prune.
+    ``account_name``: the storage account ``blobs`` is in (BACKUP_STORAGE_ACCOUNT)."""
     records, names, unreadable = gather(ledger, blobs)
     plan = reconcile(
         records,
@@ -135,6 +138,7 @@ def run_pruning(
         now=now,
         retention_days=retention_days,
         min_keep=min_keep,
+        account_name=account_name,
         container_name=blobs.container.container_name,
         known_names=unreadable,
     )

@@ -3,8 +3,8 @@
 Pure, over plain data (ledger rows and blob names); the pass that reads them and carries
 the plan out is :mod:`shared.jobs.pruning`. :func:`reconcile` decides the whole pass:
 
-- Rows of another container are left alone (:func:`in_container`); the rest go through
-  :mod:`shared.rules.retention`.
+- Rows of another container or storage account are left alone, kept with the reason
+  (:func:`in_container`); the rest go through :mod:`shared.rules.retention`.
 - A ``Succeeded`` row whose blob is missing is judged by asking the policy "would this
   row be pruned now, going by the ledger as written?". Retention is monotone in time
   (expiry and age only grow, and a backup that was not among the newest ``min_keep``
@@ -42,17 +42,28 @@ ORPHAN_MIN_AGE = timedelta(days=30)  # a backup older than this cannot be restor
 # --------------------------------------------------------------------------- plan
 
 
-def in_container(record: BackupRecord, container_name: str) -> bool:
-    """Whether the row's blob lives in ``container_name`` (the names compared without
-    case), so that this container's listing says whether the blob exists. A row with no
-    ``Container`` predates the column and can only mean ours. ``StorageAccount`` is not
-    compared: a row of another account, in a container of the same name, counts as ours.
+def in_container(record: BackupRecord, *, account: str, container: str) -> bool:
+    """Whether the row's blob lives in ``container`` of storage account ``account`` (each
+    compared without case), so that this container's listing says whether the blob
+    exists. A row with no ``StorageAccount`` or no ``Container`` predates the column and
+    can only mean ours.
 
-    Pruning leaves a row of another container alone. The history pass deletes one once
-    it is ``Pruned`` or ``Failed`` and older than LEDGER_HISTORY_DAYS, whether or not its
-    blob still exists: the listing cannot tell (:mod:`shared.jobs.history`).
+    Pruning leaves a row of another container or account alone: after
+    BACKUP_STORAGE_ACCOUNT or BACKUP_CONTAINER changes, the old backups are not in the
+    new listing, and are not lost for it. The history pass deletes one once it is
+    ``Pruned`` or ``Failed`` and older than LEDGER_HISTORY_DAYS, whether or not its blob
+    still exists: the listing cannot tell (:mod:`shared.jobs.history`).
     """
-    return not record.container or record.container.lower() == container_name.lower()
+    same_account = not record.storage_account or record.storage_account.lower() == account.lower()
+    same_container = not record.container or record.container.lower() == container.lower()
+    return same_account and same_container
+
+
+def elsewhere(record: BackupRecord, *, account: str, container: str) -> str:
+    """Why a row is not judged by this listing (``in_container`` is false)."""
+    if record.storage_account and record.storage_account.lower() != account.lower():
+        return f"blob is in storage account '{record.storage_account}', not '{account}'"
+    return f"blob is in container '{record.container}', not '{container}'"
 
 
 @dataclass(frozen=True)
@@ -93,23 +104,22 @@ def reconcile(
     now: datetime,
     retention_days: int,
     min_keep: int,
+    account_name: str,
     container_name: str,
     known_names: Collection[str] = (),
 ) -> PrunePlan:
     """Compare the ledger with the container's listing and decide the whole pass.
 
+    ``account_name`` and ``container_name`` say where ``blob_names`` were listed.
     ``known_names`` are RowKeys of ledger rows that could not be read as backups; their
     blobs are never treated as orphans.
     """
     now = utc(now)
     present = frozenset(blob_names)
     rows = list(records)
-    local = [r for r in rows if in_container(r, container_name)]
-    foreign = [
-        Decision(r, f"blob is in container '{r.container}', not '{container_name}'")
-        for r in rows
-        if not in_container(r, container_name)
-    ]
+    store = {"account": account_name, "container": container_name}
+    local = [r for r in rows if in_container(r, **store)]
+    foreign = [Decision(r, elsewhere(r, **store)) for r in rows if not in_container(r, **store)]
 
     # Pass 1, over the ledger as written: which rows are due for pruning at all.
     due = {

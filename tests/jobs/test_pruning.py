@@ -84,6 +84,7 @@ class Store:
             now=NOW,
             retention_days=retention_days,
             min_keep=min_keep,
+            account_name=DEV_ACCOUNT,
             dry_run=dry_run,
         )
 
@@ -211,6 +212,7 @@ def plan_now(store: Store) -> PrunePlan:
         now=NOW,
         retention_days=14,
         min_keep=1,
+        account_name=DEV_ACCOUNT,
         container_name=store.container_name,
     )
 
@@ -288,6 +290,7 @@ def test_more_than_one_batch_of_blobs_and_rows(store: Store):
         now=NOW,
         retention_days=30,
         min_keep=1,
+        account_name=DEV_ACCOUNT,
     )
 
     assert len(result.pruned) == 300
@@ -315,7 +318,14 @@ def test_a_crash_between_blob_deletes_and_row_updates_is_repaired(store: Store):
     )
 
     with pytest.raises(RuntimeError, match="crash injected"):
-        run_pruning(BackupLedger(crashing), store.backups, now=NOW, retention_days=14, min_keep=1)
+        run_pruning(
+            BackupLedger(crashing),
+            store.backups,
+            now=NOW,
+            retention_days=14,
+            min_keep=1,
+            account_name=DEV_ACCOUNT,
+        )
     # The crash left the ledger behind the container, as designed: rows say Succeeded.
     assert store.blobs() == {keep.blob_name}
     assert {store.status(r) for r in expired} == {"Succeeded"}

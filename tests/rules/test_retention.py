@@ -15,18 +15,23 @@ from shared.rules.retention import RetentionPlan, plan_retention
 
 NOW = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
 CONTAINER = "apim-backups"
+ACCOUNT = "devstoreaccount1"
 SERVICES = ("contoso-apim", "fabrikam", "tailspin")
 
 
 def record(
-    service: str, age: timedelta, status: Status = Status.SUCCEEDED, container: str = CONTAINER
+    service: str,
+    age: timedelta,
+    status: Status = Status.SUCCEEDED,
+    container: str = CONTAINER,
+    account: str = ACCOUNT,
 ) -> BackupRecord:
     created = (NOW - age).replace(microsecond=0)
     return BackupRecord(
         service=service,
         backup_name=backup_name(service, created),
         service_id=f"/subscriptions/x/resourceGroups/rg/providers/Microsoft.ApiManagement/service/{service}",
-        storage_account="devstoreaccount1",
+        storage_account=account,
         container=container,
         status=status,
         trigger=Trigger.SCHEDULE,
@@ -177,6 +182,7 @@ def run_reconcile(
         now=now,
         retention_days=retention,
         min_keep=min_keep,
+        account_name=ACCOUNT,
         container_name=CONTAINER,
     )
 
@@ -282,3 +288,23 @@ def test_orphans_and_foreign_names():
     assert {(o.blob_name, o.delete) for o in plan.orphans} == {(young, False), (old, True)}
     assert [d.record for d in plan.keep] == [other_container]
     assert plan.vanished == ()  # a row of another container is not judged by this listing
+
+
+def test_rows_of_another_storage_account_are_kept_not_failed():
+    """BACKUP_STORAGE_ACCOUNT changed, the container's name kept: the old backups are not
+    in this listing and are not judged by it (issue 17, defect 4). Case is ignored, and a
+    row written before the column existed counts as ours."""
+    old = [record("contoso-apim", timedelta(days=d), account="oldaccount") for d in (1, 20, 40)]
+    ours_upper = record("contoso-apim", timedelta(days=2), account=ACCOUNT.upper())
+    no_column = record("contoso-apim", timedelta(days=3), account="")
+    plan = run_reconcile([*old, ours_upper, no_column], set(), NOW, retention=14, min_keep=1)
+    assert {d.record.backup_name for d in plan.vanished} == {
+        ours_upper.backup_name,
+        no_column.backup_name,
+    }
+    kept = {d.record.backup_name: d.reason for d in plan.keep}
+    assert set(kept) == {r.backup_name for r in old}
+    assert all(
+        why == f"blob is in storage account 'oldaccount', not '{ACCOUNT}'" for why in kept.values()
+    )
+    assert plan.prune == ()  # not even the 40-day-old one: another account's blob
