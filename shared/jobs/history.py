@@ -17,9 +17,11 @@ Running operations, locks and other bookkeeping rows are never touched.
 A ledger row whose blob still exists is never deleted, whatever its status: the
 container's listing (one paged request, bounded by retention) is read before the
 rows, and a backup that old can no longer be written by APIM. Pruning deletes such
-a leftover blob first; the next day's pass then deletes the row. (A row of another
-container or account is the exception: the listing cannot show its blob, and it is
-deleted; see :func:`~shared.rules.reconcile.in_container`.)
+a leftover blob first; the next day's pass then deletes the row. A ``Failed`` row of
+another container or storage account (BACKUP_CONTAINER or BACKUP_STORAGE_ACCOUNT changed
+since) is kept: this listing cannot show its blob, and a guess would orphan the blob for
+good. A ``Pruned`` row there goes: pruning deleted its blob before marking it (see
+:func:`~shared.rules.reconcile.in_container`).
 
 The tables are reached through their adapters: the ledger's rows through
 :class:`~shared.adapters.ledger.BackupLedger`, the operation rows and the day's mark
@@ -54,6 +56,7 @@ class HistoryResult:
     cutoff: datetime
     deleted: list[str] = field(default_factory=list)
     kept_with_blob: list[str] = field(default_factory=list)
+    kept_elsewhere: list[str] = field(default_factory=list)  # Failed, another container
     errors: dict[str, str] = field(default_factory=dict)
     operations_deleted: list[str] = field(default_factory=list)  # ended operation rows
 
@@ -83,10 +86,12 @@ def delete_old_rows(runtime: Runtime, *, force: bool = False) -> HistoryResult |
     _done_on[runtime] = today
     log.info(
         "History before %s: %d ledger row(s) deleted, %d kept (blob still there), "
+        "%d kept (Failed, in another container or account), "
         "%d operation row(s) deleted, %d error(s)",
         result.cutoff.date().isoformat(),
         len(result.deleted),
         len(result.kept_with_blob),
+        len(result.kept_elsewhere),
         len(ended.deleted),
         len(result.errors) + len(ended.errors),
     )
@@ -102,8 +107,8 @@ def delete_before(
     cutoff: datetime,
 ) -> HistoryResult:
     """Delete each service's Pruned and Failed rows started before ``cutoff`` whose blob
-    is not in ``blob_names`` (the listing of ``store``: account, container, read before
-    the rows). A row of another container or account is deleted too: the listing cannot
+    is not in ``blob_names``: the listing of ``store`` (account, container), read before
+    the rows. A Failed row of another account or container is kept: the listing cannot
     show its blob (see :func:`~shared.rules.reconcile.in_container`)."""
     cutoff = utc(cutoff)
     present = frozenset(blob_names)
@@ -114,9 +119,11 @@ def delete_before(
         for record in ledger.history_before(service, cutoff):
             if record.created_at >= cutoff or record.status not in (Status.PRUNED, Status.FAILED):
                 continue  # the query's job; checked again, as deleting is for good
-            if record.blob_name in present and in_container(
-                record, account=account, container=container
-            ):
+            if not in_container(record, account=account, container=container):
+                if record.status is Status.FAILED:
+                    result.kept_elsewhere.append(record.backup_name)
+                    continue  # its blob may exist, where this listing cannot see
+            elif record.blob_name in present:
                 result.kept_with_blob.append(record.backup_name)
                 continue
             yield record

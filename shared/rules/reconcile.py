@@ -50,9 +50,9 @@ def in_container(record: BackupRecord, *, account: str, container: str) -> bool:
 
     Pruning leaves a row of another container or account alone: after
     BACKUP_STORAGE_ACCOUNT or BACKUP_CONTAINER changes, the old backups are not in the
-    new listing, and are not lost for it. The history pass deletes one once it is
-    ``Pruned`` or ``Failed`` and older than LEDGER_HISTORY_DAYS, whether or not its blob
-    still exists: the listing cannot tell (:mod:`shared.jobs.history`).
+    new listing, and are not lost for it. The history pass keeps such a row while it is
+    ``Failed`` (its blob may still exist: the listing cannot tell) and deletes it once
+    ``Pruned`` (pruning deleted its blob first) (:mod:`shared.jobs.history`).
     """
     same_account = not record.storage_account or record.storage_account.lower() == account.lower()
     same_container = not record.container or record.container.lower() == container.lower()

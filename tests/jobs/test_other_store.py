@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.jobs import housekeeping
+from shared.jobs import history, housekeeping
 from shared.rules.model import BackupRecord, Status, Trigger
 from shared.rules.naming import backup_name
 from tests.product import Product
@@ -70,3 +70,31 @@ def test_changing_the_storage_account_fails_no_existing_backup(product: Product)
     assert set(kept) == {r.backup_name for r in old}
     assert all("storage account 'oldaccount'" in why for why in kept.values()), kept
     assert [_status(product, r) for r in old] == [Status.SUCCEEDED] * 3
+
+
+def test_history_keeps_a_failed_row_of_another_store_and_deletes_a_pruned_one(product: Product):
+    """A Failed row's blob may exist (a backup that failed late can leave one); in
+    another container or account, this listing cannot tell: the row stays, never a guess.
+    A Pruned row's blob was deleted before the row was marked: the row goes."""
+    runtime = product.reconfigure(LEDGER_HISTORY_DAYS="60")
+    runtime.blobs.container.create_container()
+    day = timedelta(days=1)
+    failed_container = _row(product, 70 * day, Status.FAILED, container="old-backups")
+    failed_account = _row(product, 71 * day, Status.FAILED, account="oldaccount")
+    pruned_container = _row(product, 72 * day, Status.PRUNED, container="old-backups")
+    failed_here = _row(product, 73 * day, Status.FAILED)  # no blob in this listing: goes
+    rows = (failed_container, failed_account, pruned_container, failed_here)
+    for r in rows:
+        runtime.ledger.add(r)
+
+    result = history.delete_old_rows(runtime, force=True)
+
+    assert result is not None and result.errors == {}
+    assert sorted(result.deleted) == sorted([pruned_container.backup_name, failed_here.backup_name])
+    assert sorted(result.kept_elsewhere) == sorted(
+        [failed_container.backup_name, failed_account.backup_name]
+    )
+    assert _status(product, failed_container) is Status.FAILED
+    assert _status(product, failed_account) is Status.FAILED
+    assert _status(product, pruned_container) is None
+    assert _status(product, failed_here) is None
