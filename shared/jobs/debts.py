@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from shared.adapters.debts import DebtStore
 from shared.rules.debts import FIRST_BACKOFF, Debt, backoff
 from shared.rules.model import OperationKind, OperationRecord, Status, Trigger
-from shared.rules.naming import ServiceId
+from shared.rules.naming import ServiceId, parse_backup_name
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -63,7 +63,10 @@ def pay(runtime: Runtime, debt: Debt, how: str) -> None:
 def record_missed(
     runtime: Runtime, service: ServiceId, error: str, since: datetime | None = None
 ) -> Debt:
-    """Note that ``service`` owes a backup (or that one more attempt failed)."""
+    """Note that ``service`` owes a backup (or that one more attempt failed).
+
+    ``since`` (a new debt's; by default now): at or before the own time of any backup the
+    failed start may have begun, so that this backup, if APIM took it, pays the debt."""
     now = runtime.clock()
     debt = get(runtime, service.key)
     if debt is None:
@@ -98,7 +101,7 @@ def note_failed(runtime: Runtime, operation: OperationRecord) -> None:
         debt = get(runtime, service.key)
         error = operation.error or "the backup failed"
         if debt is None:
-            record_missed(runtime, service, error, since=operation.created_at)
+            record_missed(runtime, service, error, since=_own_time(operation))
         elif debt.operation_id == operation.operation_id:
             # Its attempt was counted when it started; only the outcome is new.
             retry_at = runtime.clock() + FIRST_BACKOFF
@@ -108,3 +111,12 @@ def note_failed(runtime: Runtime, operation: OperationRecord) -> None:
             )
     except Exception:
         log.exception("Could not record the failed backup of %s as owed", service.name)
+
+
+def _own_time(operation: OperationRecord) -> datetime:
+    """The backup's own time (its name's, as its ledger row's ``CreatedAt``); the
+    operation's creation when the name cannot be read."""
+    try:
+        return parse_backup_name(operation.backup_name).started_at
+    except ValueError:
+        return operation.created_at

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 
 from shared.jobs import debts
@@ -69,19 +70,25 @@ def read_once[T](read: Callable[[], T]) -> Callable[[], T]:
 def start_scheduled(
     runtime: Runtime, service: ServiceId, start: Callable[[], Started]
 ) -> Started | None:
-    """The scheduled tick's start of one service: a failure becomes a debt, never lost."""
+    """The scheduled tick's start of one service: a failure becomes a debt, never lost.
+
+    The debt is owed since the start began: a failure may come after APIM took the
+    backup (recording its URL failed), and that backup, named at or after this moment,
+    then pays the debt once it succeeds (settled from evidence). A debt since the
+    failure would be younger than the backup's own name, and cost a second backup."""
+    began = runtime.clock()
     try:
         started = start()
     except errors.ProductError as exc:
         log.warning(
             "Scheduled backup of %s not started: %s (%s); owed", service.name, exc.message, exc.code
         )
-        _note(runtime, service, f"{exc.code}: {exc.message}")
+        _note(runtime, service, f"{exc.code}: {exc.message}", began)
         return None
     except Exception as exc:
         # One service's storage or network failure must not cost the others their backup.
         log.exception("Scheduled backup of %s failed; owed", service.name)
-        _note(runtime, service, f"{type(exc).__name__} while starting the backup")
+        _note(runtime, service, f"{type(exc).__name__} while starting the backup", began)
         return None
     try:
         debt = debts.get(runtime, service.key)
@@ -92,9 +99,9 @@ def start_scheduled(
     return started
 
 
-def _note(runtime: Runtime, service: ServiceId, error: str) -> None:
+def _note(runtime: Runtime, service: ServiceId, error: str, since: datetime) -> None:
     try:
-        debts.record_missed(runtime, service, error)
+        debts.record_missed(runtime, service, error, since=since)
     except Exception:
         # Storage is down too: housekeeping finds the missed run by the schedule's time.
         log.exception("Could not record that %s owes its scheduled backup", service.name)

@@ -318,3 +318,36 @@ def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
     assert len(succeeded(product, "contoso-apim")) == 1
     assert len(product.arm_requests("POST", "/backup")) == 2
     assert len(signals(caplog, "BackupFailed")) == 1
+
+
+def test_a_debt_noted_after_apim_took_the_start_is_paid_by_that_backup(
+    product: Product, monkeypatch: pytest.MonkeyPatch
+):
+    """Issue 17, defect 6: APIM accepts the 02:00 backup, then recording its URL fails
+    after a slow storage timeout (the clock has moved on). The tick owes the night; the
+    backup APIM took, named ...T020000Z, is settled from evidence and must pay that debt:
+    no second backup is started for it."""
+    from azure.core.exceptions import ServiceRequestError
+
+    runtime = product.reconfigure(APIM_SERVICES=product.stack.service_id("contoso-apim"))
+    at_0200(product)
+    save = runtime.operations.save
+
+    def timing_out(operation: Any) -> Any:
+        if operation.operation_url:  # APIM has answered: the write that records its URL
+            product.clock.now += timedelta(seconds=30)
+            raise ServiceRequestError("storage timed out")
+        return save(operation)
+
+    monkeypatch.setattr(runtime.operations, "save", timing_out)
+    function_app.scheduled_backup(TimerRequest())
+    monkeypatch.undo()
+
+    [debt] = debts.owed(runtime).values()
+    assert debt.since <= product.clock.now - timedelta(seconds=30)  # not the failure's time
+    for _ in range(4):  # 20 minutes of housekeeping: settled from evidence, debt paid
+        housekeeping(product)
+    assert len(succeeded(product, "contoso-apim")) == 1
+    assert debts.owed(runtime) == {}
+    assert len(product.arm_requests("POST", "/backup")) == 1  # no second backup
+    assert health()[0] == 200
