@@ -319,6 +319,12 @@ def _throttled(
 ) -> float:
     """How long to wait before trying a refused start again; raises when it is not to be
     tried again (not a throttle, or the tries or the waiting are used up)."""
+    if exc.status_code == 409 and arm.conflict_is_ambiguous(attempt):
+        raise StartUnconfirmed(
+            f"Resource Manager answered {what} with HTTP 409 (an operation is running) "
+            f"after {attempt - 1} throttled tr{'y' if attempt == 2 else 'ies'}: an earlier "
+            "try may have started it"
+        ) from None
     if exc.status_code == 409:
         raise OperationInProgress(
             f"API Management refused: another operation is running on {service.name}"

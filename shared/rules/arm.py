@@ -1,6 +1,7 @@
 """Resource Manager's answers, judged: when a throttled start is tried again and after
-how long, which answers leave a start unconfirmed, what a refused status request says
-and advises, and what an Azure-AsyncOperation body says.
+how long, which answers leave a start unconfirmed (a 409 after a retried try among
+them), what a refused status request says and advises, and what an Azure-AsyncOperation
+body says.
 
 The APIM adapter (shared.adapters.apim) makes the calls and hands the answers' status,
 headers and bodies here; these decisions need no SDK, so tests and the docs find them
@@ -37,6 +38,15 @@ def throttle_wait(status: int | None, retry_after: str | None, now: datetime) ->
     if status == 503 and asked is not None:
         return asked
     return None
+
+
+def conflict_is_ambiguous(attempt: int) -> bool:
+    """Whether a 409 (another operation runs on the service) to the ``attempt``-th try of
+    a start leaves it unconfirmed. On the first try the operation is someone else's:
+    nothing of ours was sent before. After a retried try it may be our own: APIM can take
+    a start and still answer 503 with Retry-After (or 429), and the backup it took is then
+    the operation that runs. Deleting our rows would lose it; evidence settles it."""
+    return attempt > 1
 
 
 def may_try_again(attempt: int, waited: float, wait: float) -> bool:

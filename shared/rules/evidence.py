@@ -1,16 +1,18 @@
 """Settling an unconfirmed start from evidence, never by a blind timeout. Pure, no I/O.
 
 A start is unconfirmed when APIM's answer was lost or ambiguous (500, 502, 504, 503
-without Retry-After, a dropped connection, a timeout) or when the process died between
-calling APIM and recording the operation URL. There is then no URL to poll; what can be
-observed is the service's provisioning state and, for a backup, the blob with the
-backup's unique name:
+without Retry-After, a dropped connection, a timeout, a 409 after a retried try) or
+when the process died between calling APIM and recording the operation URL. There is
+then no URL to poll; what can be observed is the service's provisioning state and, for
+a backup, the blob with the backup's unique name:
 
 backup:
 - the blob is there and the service is not busy: APIM took the backup and finished it
   (Succeeded; a name is unique per service and second, so the blob is this backup's);
 - the service is busy (Updating...): an operation runs on it, and since the product holds
-  the service's lock it is this one: wait (the operation timeout still applies);
+  the service's lock it is most likely this one: wait (the operation timeout still
+  applies). After a 409 to a retried try it may be another's; waiting costs nothing, and
+  the blob decides once the service is idle;
 - not busy and no blob, once the grace has passed: APIM never took it, or took it and
   failed; either way no backup exists (Failed);
 - the state cannot be read: ask again next time.

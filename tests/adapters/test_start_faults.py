@@ -243,3 +243,93 @@ def test_a_finished_backup_is_not_timed_out_by_a_failed_poll(product: Product):
     assert progress.operation.status is Status.SUCCEEDED
     row = product.runtime.ledger.get("contoso-apim", started.backup.backup_name)
     assert row is not None and row.status is Status.SUCCEEDED and (row.size_bytes or 0) > 0
+
+
+def test_a_503_with_retry_after_that_apim_took_is_not_lost_to_the_retrys_409(
+    product: Product, waits: list[float], caplog: pytest.LogCaptureFixture
+):
+    """Issue 17, defect 3: APIM takes the backup but the answer is a 503 with Retry-After;
+    the retry meets 409 (our own backup runs). After a retried try a 409 is ambiguous:
+    the rows stay, the start is unconfirmed, and evidence settles it. The caller gets
+    202, the ledger learns of the backup APIM ran, and no third POST is made."""
+    control = product.stack.control
+    control.set_duration(600)
+    control.inject_fault(
+        method="POST", path_contains="/backup", status=503, retry_after=2, accept=True
+    )
+
+    response = post_backup()
+
+    assert [r["status"] for r in backup_posts(product)] == [503, 409]
+    assert waits == [2]
+    assert response.status_code == 202, body_of(response)
+    body = body_of(response)
+    operation = product.runtime.operations.get(body["operationId"])
+    assert operation is not None and operation.unconfirmed and operation.operation_url == ""
+    assert "409" in (operation.start_error or "")
+    row = product.runtime.ledger.get("contoso-apim", body["backupName"])
+    assert row is not None and row.status is Status.RUNNING
+    assert product.runtime.operations.lock_holder("contoso-apim") == body["operationId"]
+
+    product.clock.now += LOCK_GRACE + timedelta(seconds=1)
+    assert finish_running(product.runtime) == []  # Updating: our backup may run; wait
+    control.advance_clock(601)
+    [settled] = finish_running(product.runtime)
+    assert settled.status is Status.SUCCEEDED
+    row = product.runtime.ledger.get("contoso-apim", body["backupName"])
+    assert row is not None and row.status is Status.SUCCEEDED and (row.size_bytes or 0) > 0
+    assert blobs(product) == [body["backupName"]]
+    assert len(control.operations()) == 1 and len(backup_posts(product)) == 2
+    assert product.runtime.operations.lock_holder("contoso-apim") is None
+    assert "SIGNAL BackupFailed" not in caplog.text
+
+
+def test_a_409_after_a_retry_that_was_someone_elses_operation_fails_from_evidence(
+    product: Product, waits: list[float]
+):
+    """The other side of the same rule: the 429 was not taken, and a deployment began
+    meanwhile, so the retry's 409 is not ours. Unconfirmed too (it cannot be told from
+    the answer); once the service is idle without our blob, the backup is Failed, never
+    a Succeeded without a blob, and the lock is freed."""
+    from tests.emulator import RG, make_client, params
+
+    control = product.stack.control
+    control.set_duration(600)
+    control.inject_fault(method="POST", path_contains="/backup", status=429, retry_after=3)
+
+    def deployment_meanwhile(seconds: float) -> None:
+        waits.append(seconds)
+        make_client(product.stack).api_management_service.begin_backup(
+            RG, "contoso-apim", params("deployment.apimbackup"), polling=False
+        )
+
+    product.runtime.apim.sleep = deployment_meanwhile
+    response = post_backup()
+
+    assert response.status_code == 202, body_of(response)
+    body = body_of(response)
+    product.clock.now += LOCK_GRACE + timedelta(seconds=1)
+    assert finish_running(product.runtime) == []  # Updating: wait
+    control.advance_clock(601)
+    [settled] = finish_running(product.runtime)
+    assert settled.status is Status.FAILED
+    assert "did not take the backup" in (settled.error or "")
+    row = product.runtime.ledger.get("contoso-apim", body["backupName"])
+    assert row is not None and row.status is Status.FAILED
+    assert product.runtime.operations.lock_holder("contoso-apim") is None
+    ours = [r for r in backup_posts(product) if body["backupName"] in json.dumps(r)]
+    assert [r["status"] for r in ours] == [429, 409]  # never a third
+
+
+def test_a_409_on_the_first_try_is_another_operation_and_nothing_is_kept(product: Product):
+    """Unchanged: with no earlier try, a 409 can only be someone else's operation."""
+    control = product.stack.control
+    control.inject_fault(method="POST", path_contains="/backup", status=409)
+
+    response = post_backup()
+
+    assert response.status_code == 409
+    assert body_of(response)["error"]["code"] == "OperationInProgress"
+    assert list(product.runtime.ledger.records()) == []
+    assert list(product.runtime.operations.all()) == []
+    assert product.runtime.operations.lock_holder("contoso-apim") is None

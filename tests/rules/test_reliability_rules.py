@@ -10,7 +10,7 @@ import pytest
 
 from shared import signals
 from shared.rules import ncrontab
-from shared.rules.arm import retry_after_seconds
+from shared.rules.arm import conflict_is_ambiguous, retry_after_seconds
 from shared.rules.armurl import OperationUrlRejected, arm_poll_url
 from shared.rules.debts import backoff
 from shared.rules.evidence import Evidence, judge_unconfirmed
@@ -174,3 +174,11 @@ def test_a_signal_with_wrong_fields_is_a_bug():
         signals.emit("RpoBreached", service="s")
     with pytest.raises(ValueError):  # noqa: PT011
         signals.emit("NoSuchSignal", service="s")
+
+
+def test_a_409_is_ambiguous_only_after_a_retried_try():
+    """A first try's 409 is another operation; after a throttled try (which APIM may have
+    taken all the same) it may be our own (issue 17, defect 3)."""
+    assert conflict_is_ambiguous(1) is False
+    assert conflict_is_ambiguous(2) is True
+    assert conflict_is_ambiguous(3) is True
