@@ -93,7 +93,7 @@ class EmulatorControl:
         method: str | None = None,
         path_contains: str = "",
         status: int = 503,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         times: int = 1,
         action: str = "respond",
         accept: bool = False,
@@ -103,7 +103,8 @@ class EmulatorControl:
         """Answer the next ``times`` matching ARM requests with ``status`` (or drop them).
         With ``accept`` the request is carried out first and only its answer is replaced:
         "the operation started, then the connection dropped (or Resource Manager said 500)".
-        ``code`` and ``message`` set the ARM error body (e.g. a 403 AuthorizationFailed)."""
+        ``code`` and ``message`` set the ARM error body (e.g. a 403 AuthorizationFailed).
+        ``retry_after``: seconds, or an HTTP date (sent as given)."""
         fault: dict[str, object] = {
             "accept": accept,
             "code": code,

@@ -116,13 +116,22 @@ class Operation:
         }
 
 
+def _retry_after(value: object) -> int | str | None:
+    """A fault's Retry-After: whole seconds, or an HTTP date (a string that is not a number)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and not value.strip().isdigit():
+        return value
+    return int(str(value))
+
+
 @dataclass
 class Fault:
     method: str | None
     path_contains: str
     action: str  # "respond" or "drop"
     status: int
-    retry_after: int | None
+    retry_after: int | str | None  # seconds, or an HTTP date as given
     times: int
     accept: bool = False  # handle the request first, then answer with the fault
     code: str | None = None  # the ARM error code answered (default: by status)
@@ -139,7 +148,7 @@ class Fault:
             path_contains=str(body.get("pathContains", "")),
             action=action,
             status=int(body.get("status", 503)),
-            retry_after=None if body.get("retryAfter") is None else int(body["retryAfter"]),
+            retry_after=_retry_after(body.get("retryAfter")),
             times=int(body.get("times", 1)),
             accept=bool(body.get("accept", False)),
             code=None if body.get("code") is None else str(body["code"]),

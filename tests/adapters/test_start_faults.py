@@ -5,7 +5,8 @@ ambiguous answer is recorded as unconfirmed and settled from evidence."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -333,3 +334,36 @@ def test_a_409_on_the_first_try_is_another_operation_and_nothing_is_kept(product
     assert list(product.runtime.ledger.records()) == []
     assert list(product.runtime.operations.all()) == []
     assert product.runtime.operations.lock_holder("contoso-apim") is None
+
+
+def test_a_429_without_retry_after_waits_5_seconds(product: Product, waits: list[float]):
+    """docs/reliability.md: "5 s for a 429 without one"."""
+    product.stack.control.inject_fault(method="POST", path_contains="/backup", status=429)
+
+    response = post_backup()
+
+    assert response.status_code == 202
+    assert waits == [5]
+    assert [r["status"] for r in backup_posts(product)] == [429, 202]
+
+
+def test_a_503_with_a_future_http_date_retry_after_waits_until_that_date(
+    product: Product, waits: list[float]
+):
+    """Retry-After as an HTTP date 30 s ahead: a throttle (not an ambiguous 503), waited
+    until that moment, then one 202 and one backup."""
+    when = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
+    product.stack.control.inject_fault(
+        method="POST",
+        path_contains="/backup",
+        status=503,
+        retry_after=format_datetime(when, usegmt=True),
+    )
+
+    response = post_backup()
+
+    assert response.status_code == 202
+    assert len(waits) == 1 and 20 <= waits[0] <= 30, waits
+    assert [r["status"] for r in backup_posts(product)] == [503, 202]
+    operation = product.runtime.operations.get(body_of(response)["operationId"])
+    assert operation is not None and not operation.unconfirmed

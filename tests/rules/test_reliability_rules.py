@@ -10,7 +10,7 @@ import pytest
 
 from shared import signals
 from shared.rules import ncrontab
-from shared.rules.arm import conflict_is_ambiguous, retry_after_seconds
+from shared.rules.arm import conflict_is_ambiguous, retry_after_seconds, throttle_wait
 from shared.rules.armurl import OperationUrlRejected, arm_poll_url
 from shared.rules.debts import backoff
 from shared.rules.evidence import Evidence, judge_unconfirmed
@@ -182,3 +182,19 @@ def test_a_409_is_ambiguous_only_after_a_retried_try():
     assert conflict_is_ambiguous(1) is False
     assert conflict_is_ambiguous(2) is True
     assert conflict_is_ambiguous(3) is True
+
+
+def test_a_429_without_retry_after_is_waited_5_seconds():
+    now = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+    assert throttle_wait(429, None, now) == 5
+    assert throttle_wait(429, "", now) == 5
+    assert throttle_wait(429, "12", now) == 12  # the header wins when there is one
+    assert throttle_wait(503, None, now) is None  # a 503 without one is ambiguous
+
+
+def test_a_future_http_date_retry_after_is_the_seconds_until_it():
+    now = datetime(2026, 11, 27, 2, 0, 0, tzinfo=UTC)
+    in_7_s = "Fri, 27 Nov 2026 02:00:07 GMT"
+    assert retry_after_seconds(in_7_s, now) == 7
+    assert throttle_wait(503, in_7_s, now) == 7  # a throttle: tried again after 7 s
+    assert throttle_wait(429, in_7_s, now) == 7
