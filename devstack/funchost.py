@@ -45,7 +45,7 @@ class Route:
 
 def _route_pattern(route: str) -> re.Pattern[str]:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route)
-    return re.compile(f"/api/{regex}")  # used with fullmatch: "$" lets a final newline in
+    return re.compile(f"^/api/{regex}$")
 
 
 def _host_order(routes: list[Route]) -> tuple[Route, ...]:
@@ -188,7 +188,7 @@ class FunctionHost:
                 return 401, {"WWW-Authenticate": "Bearer"}, b""
             headers["X-MS-CLIENT-PRINCIPAL"] = client_principal(self.easy_auth[token])
         for route in self.routes:
-            match = route.pattern.fullmatch(path)
+            match = route.pattern.match(path)
             if match is None or method not in route.methods:
                 continue
             key = request.headers.get("x-functions-key") or params.pop("code", None)
