@@ -80,6 +80,15 @@ class OperationStore:
         )
         return any(True for _ in rows)
 
+    def restores(self) -> Iterator[OperationRecord]:
+        """Every restore in the table (a filter the service applies: backups do not travel)."""
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk and Kind eq @kind",
+            parameters={"pk": OperationRecord.PARTITION, "kind": "restore"},
+        )
+        for entity in rows:
+            yield OperationRecord.from_entity(entity)
+
     def all(self) -> Iterator[OperationRecord]:
         rows = self.table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": OperationRecord.PARTITION}
