@@ -145,4 +145,3 @@ def test_the_workbook_resource_is_shared_and_on_by_default() -> None:
     main = MAIN.read_text(encoding="utf-8")
     assert re.search(r"^param deployWorkbook bool = true$", main, re.MULTILINE)
     assert "module workbook 'app/workbook.bicep' = if (deployWorkbook) {" in main
-
