@@ -25,6 +25,7 @@ class Signal(StrEnum):
     SCHEDULE_OWED = "ScheduleOwed"  # service, since, attempts, lastError (owed past its grace)
     RPO_BREACHED = "RpoBreached"  # service, newestBackup, ageHours, rpoHours
     OPERATION_URL_REJECTED = "OperationUrlRejected"  # service, operationId, reason
+    HOUSEKEEPING_STEP_FAILED = "HousekeepingStepFailed"  # step, error (the exception's class)
 
 
 FIELDS: dict[Signal, frozenset[str]] = {
@@ -35,6 +36,7 @@ FIELDS: dict[Signal, frozenset[str]] = {
     Signal.SCHEDULE_OWED: frozenset({"service", "since", "attempts", "lastError"}),
     Signal.RPO_BREACHED: frozenset({"service", "newestBackup", "ageHours", "rpoHours"}),
     Signal.OPERATION_URL_REJECTED: frozenset({"service", "operationId", "reason"}),
+    Signal.HOUSEKEEPING_STEP_FAILED: frozenset({"step", "error"}),
 }
 
 # A debt is a warning (housekeeping is on it); every other signal is an error.

@@ -32,6 +32,7 @@ class OperationStore:
 
     def __init__(self, table: TableClient) -> None:
         self.table = table
+        self.unreadable: set[str] = set()  # the rows the last read of running() skipped
 
     def add(self, operation: OperationRecord) -> OperationRecord:
         meta = self.table.create_entity(operation.to_entity())
@@ -62,8 +63,17 @@ class OperationStore:
             "PartitionKey eq @pk and Status eq @status",
             parameters={"pk": OperationRecord.PARTITION, "status": Status.RUNNING.value},
         )
+        # One row this version cannot read (a newer version's Kind, a hand edit) must not
+        # stop housekeeping or health: it is logged, skipped, and kept in ``unreadable``.
+        self.unreadable = skipped = set[str]()
         for entity in rows:
-            yield OperationRecord.from_entity(entity)
+            try:
+                yield OperationRecord.from_entity(entity)
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                log.warning(
+                    "Operation row %s is unreadable: %s; skipped", entity.get("RowKey"), exc
+                )
+                skipped.add(str(entity.get("RowKey", "")))
 
     def restore_attempted(self, service: str, backup_name: str) -> bool:
         """Whether a restore of ``backup_name`` into ``service`` was ever started: a

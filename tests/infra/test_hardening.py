@@ -913,7 +913,14 @@ def test_the_entra_token_comment_and_the_readme_step_it_relies_on_agree() -> Non
 
 # --- alerts -------------------------------------------------------------------------------
 
-SIGNALS = {"BackupFailed", "RestoreFailed", "ScheduleOwed", "RpoBreached", "OperationUrlRejected"}
+SIGNALS = {
+    "BackupFailed",
+    "RestoreFailed",
+    "ScheduleOwed",
+    "RpoBreached",
+    "OperationUrlRejected",
+    "HousekeepingStepFailed",
+}
 
 
 def _alert_signals() -> set[str]:
