@@ -63,7 +63,8 @@ def run(runtime: Runtime) -> Report:
 
     report = Report()
     polled: list[OperationRecord] | None = _step(report, "settle", lambda: poll_running(runtime))
-    report.unreadable_operations = sorted(runtime.operations.unreadable)
+    if polled is not None:  # (the operations table answered)
+        report.unreadable_operations = sorted(runtime.operations.unreadable)
     report.settled = [op for op in polled or [] if not op.is_running]
     by_id = {op.operation_id: op for op in polled or []}
     report.stranded = _step(report, "stranded", lambda: settle_stranded_rows(runtime, by_id)) or []

@@ -66,6 +66,22 @@ def test_a_refused_blob_listing_does_not_silence_the_rpo_alarm(
     assert "2 step(s) failed: prune, history" in report.summary()
 
 
+def test_storage_down_fails_every_step_alone_and_the_tick_returns(
+    product: Product, caplog: pytest.LogCaptureFixture
+):
+    conn = product.env["BACKUP_STORAGE"]
+    for name in ("TableEndpoint", "BlobEndpoint"):
+        conn = re.sub(rf"{name}=http://[^/;]+", f"{name}=http://{CLOSED}", conn)
+    product.reconfigure(BACKUP_STORAGE=conn)
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER_NAME):
+        report = housekeeping.run(product.runtime)  # no exception
+
+    steps = ["settle", "stranded", "catch-up", "prune", "history", "rpo"]
+    assert report.failed_steps == steps
+    assert [s["step"] for s in signals(caplog, "HousekeepingStepFailed")] == steps
+
+
 def test_a_failed_step_signal_carries_no_secret(product: Product, caplog):
     blobs_refused(product)
     key = re.search(r"AccountKey=([^;]+)", product.env["BACKUP_STORAGE"])
