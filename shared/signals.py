@@ -39,6 +39,10 @@ FIELDS: dict[Signal, frozenset[str]] = {
     Signal.HOUSEKEEPING_STEP_FAILED: frozenset({"step", "error"}),
 }
 
+# Signals about the app as a whole, not one service: they carry no ``service`` (an alert
+# split by service fires once for them, with the dimension empty). Every other has one.
+APP_WIDE: frozenset[Signal] = frozenset({Signal.HOUSEKEEPING_STEP_FAILED})
+
 # A debt is a warning (housekeeping is on it); every other signal is an error.
 _LEVELS = {Signal.SCHEDULE_OWED: logging.WARNING}
 
