@@ -41,7 +41,8 @@ class Report:
             f"{len(self.settled)} operation(s) ended{': ' + ended if ended else ''}; "
             f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned; "
             f"{self.history_deleted} history row(s) deleted; "
-            f"{sum(c.outcome == 'started' for c in self.catch_up)} owed backup(s) started; "
+            f"{sum(c.outcome == 'started' for c in self.catch_up)} owed backup(s) started"
+            f"{self._deferred()}; "
             f"{len(self.rpo_breaches)} RPO breach(es)"
             + (
                 f"; {len(self.unreadable_operations)} unreadable operation row(s) skipped"
@@ -54,6 +55,10 @@ class Report:
                 else ""
             )
         )
+
+    def _deferred(self) -> str:
+        deferred = sum(c.outcome == "deferred" for c in self.catch_up)
+        return f" ({deferred} deferred: the pass's budget was spent)" if deferred else ""
 
 
 def run(runtime: Runtime) -> Report:

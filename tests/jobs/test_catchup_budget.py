@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from shared.jobs import catchup, debts
+from shared.jobs.housekeeping import Report
 from shared.rules.naming import ServiceId
 from tests.product import Product
 
@@ -65,6 +66,7 @@ def test_the_pass_stops_starting_once_its_budget_is_spent(product: Product):
 
     # The first start waited 45 s: past the budget, so the second is left to the next tick.
     assert [r.outcome for r in results] == ["started", "deferred"]
+    assert "(1 deferred: the pass's budget was spent)" in Report(catch_up=results).summary()
     assert waits == [45]
     assert len([r for r in product.arm_requests("POST", "/backup") if r["status"] == 202]) == 1
     deferred = debts.get(product.runtime, results[1].service)
