@@ -14,13 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import signals
+from shared.adapters.seen import FirstSeenStore
 from shared.jobs import debts
-from shared.jobs.backups import find_newest_restorable
 from shared.jobs.operations import LOCK_GRACE
 from shared.parallel import run_each
 from shared.rules import manifest
-from shared.rules.model import BACKUP_LIFETIME, BackupRecord, newest, newest_restorable
+from shared.rules.model import BACKUP_LIFETIME, BackupRecord, iso, newest
 from shared.rules.naming import ServiceId
+from shared.rules.rpo import RpoState, judge_rpo
 from shared.runtime import Runtime
 
 
@@ -40,7 +41,11 @@ def report(runtime: Runtime) -> Health:
         services, lambda s: _recent(runtime, s.key, now), runtime.settings.max_parallel, "health"
     )
     stuck = _stuck_operations(runtime, now)
-    reports = [_service_health(s, rows, now, rpo) for s, rows in zip(services, recent, strict=True)]
+    seen = FirstSeenStore(runtime.operations).all()
+    reports = [
+        _service_health(s, rows, seen.get(s.key), now, rpo)
+        for s, rows in zip(services, recent, strict=True)
+    ]
     _add_missed_schedules(runtime, services, reports)
     healthy = all(r["healthy"] for r in reports) and not stuck
     certificates = [
@@ -96,27 +101,32 @@ def _certificate_warnings(
 
 
 def _service_health(
-    service: ServiceId, recent: list[BackupRecord], now: datetime, rpo: timedelta
+    service: ServiceId,
+    recent: list[BackupRecord],
+    first_seen: datetime | None,
+    now: datetime,
+    rpo: timedelta,
 ) -> dict[str, Any]:
-    found = newest_restorable(recent, now)
-    if found is None:
-        return {
-            "service": service.name,
-            "healthy": False,
-            "newestBackup": None,
-            "ageHours": None,
-            "reason": "no restorable backup",
-        }
-    age = now - found.created_at
-    healthy = age <= rpo
+    """The service's RPO verdict (shared.rules.rpo): a service with no backup yet whose
+    first is not late is ``pending``, and healthy."""
+    verdict = judge_rpo(now, recent, first_seen, rpo)
+    healthy = verdict.state is not RpoState.BREACHED
+    if verdict.state is RpoState.BREACHED:
+        reason: str | None = (
+            "no restorable backup"
+            if verdict.newest is None
+            else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours"
+        )
+    else:
+        reason = None
     return {
         "service": service.name,
         "healthy": healthy,
-        "newestBackup": found.backup_name,
-        "ageHours": round(age.total_seconds() / 3600, 2),
-        "reason": None
-        if healthy
-        else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours",
+        "rpo": verdict.state.value,
+        "newestBackup": verdict.newest.backup_name if verdict.newest else None,
+        "ageHours": verdict.age_hours,
+        "firstBackupDueBy": iso(verdict.first_backup_due),
+        "reason": reason,
     }
 
 
@@ -147,23 +157,30 @@ class RpoBreach:
 def check_rpo(runtime: Runtime) -> list[RpoBreach]:
     """Every service's newest restorable backup against RPO_HOURS; one RpoBreached signal
     per breached service per call (housekeeping calls it every tick, so a stateful alert
-    stays fired while the breach lasts and resolves once it ends)."""
+    stays fired while the breach lasts and resolves once it ends). A service with no
+    backup yet is pending, not breached, until RPO_HOURS after it first appeared
+    (shared.rules.rpo); the first call that sees a service marks when."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
+    store = FirstSeenStore(runtime.operations)
+    seen = store.all()
     breaches: list[RpoBreach] = []
     for service in runtime.settings.apim_services:
-        found = find_newest_restorable(runtime, service.key, now)
-        age = None if found is None else now - found.created_at
-        if age is not None and age <= rpo:
+        first_seen = seen.get(service.key)
+        if first_seen is None:
+            store.note(service.key, now)
+            first_seen = now
+        verdict = judge_rpo(now, _recent(runtime, service.key, now), first_seen, rpo)
+        if verdict.state is not RpoState.BREACHED:
             continue
-        hours = None if age is None else round(age.total_seconds() / 3600, 2)
-        breach = RpoBreach(service.key, found.backup_name if found else None, hours)
+        newest_backup = verdict.newest.backup_name if verdict.newest else None
+        breach = RpoBreach(service.key, newest_backup, verdict.age_hours)
         breaches.append(breach)
         signals.emit(
             signals.Signal.RPO_BREACHED,
             service=service.key,
             newestBackup=breach.newest_backup,
-            ageHours=hours,
+            ageHours=breach.age_hours,
             rpoHours=runtime.settings.rpo_hours,
         )
     return breaches
