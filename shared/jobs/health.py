@@ -19,7 +19,7 @@ from shared.jobs import debts
 from shared.jobs.operations import LOCK_GRACE
 from shared.parallel import run_each
 from shared.rules import manifest
-from shared.rules.model import BACKUP_LIFETIME, BackupRecord, iso, newest
+from shared.rules.model import BACKUP_LIFETIME, BackupRecord, iso, newest, newest_restorable
 from shared.rules.naming import ServiceId
 from shared.rules.rpo import RpoState, judge_rpo
 from shared.runtime import Runtime
@@ -41,7 +41,7 @@ def report(runtime: Runtime) -> Health:
         services, lambda s: _recent(runtime, s.key, now), runtime.settings.max_parallel, "health"
     )
     stuck = _stuck_operations(runtime, now)
-    seen = FirstSeenStore(runtime.operations).all()
+    seen = _first_seen_if_needed(runtime, recent, now)
     reports = [
         _service_health(s, rows, seen.get(s.key), now, rpo)
         for s, rows in zip(services, recent, strict=True)
@@ -79,6 +79,16 @@ def _add_missed_schedules(
             entry["reason"] = entry["reason"] or (
                 f"scheduled backup owed since {entry['missedSchedule']['since']}"
             )
+
+
+def _first_seen_if_needed(
+    runtime: Runtime, recent: Sequence[list[BackupRecord]], now: datetime
+) -> dict[str, datetime]:
+    """The first-seen marks, read only when some service has no restorable backup (the
+    only verdict they change): a healthy product's probe costs no more for them."""
+    if all(newest_restorable(rows, now) for rows in recent):
+        return {}
+    return FirstSeenStore(runtime.operations).all()
 
 
 def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:
