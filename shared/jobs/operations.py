@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from shared import signals
 from shared.adapters.ledger import Conflict
-from shared.jobs import debts
+from shared.jobs import debts, outcomes
 from shared.jobs.drift import restore_drift
 from shared.parallel import run_each
 from shared.rules import errors
@@ -136,6 +136,7 @@ def launch(
         )
         runtime.operations.save(failed)
         signal_failure(failed)  # before the lock: a crash there must not lose it
+        outcomes.emit(failed, code=exc.code)
         release_lock(runtime, operation)
         raise
     return runtime.operations.save(
@@ -279,6 +280,7 @@ def _follow_verdict(
         )
     if settled.status is Status.FAILED:
         signal_failure(settled)
+    outcomes.emit(settled, size)  # one outcome record per stored verdict
     settle_ledger_row(runtime, settled, size)
     release_lock(runtime, settled)
     log.info(
