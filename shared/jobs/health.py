@@ -15,10 +15,11 @@ from typing import Any
 
 from shared import signals
 from shared.adapters.seen import FirstSeenStore
-from shared.jobs import debts
+from shared.jobs import debts, drills
 from shared.jobs.operations import LOCK_GRACE
 from shared.parallel import run_each
 from shared.rules import manifest
+from shared.rules.drills import drill_warning, pair_key
 from shared.rules.model import BACKUP_LIFETIME, BackupRecord, iso, newest, newest_restorable
 from shared.rules.naming import ServiceId
 from shared.rules.rpo import RpoState, judge_rpo
@@ -53,14 +54,47 @@ def report(runtime: Runtime) -> Health:
         for service, rows in zip(services, recent, strict=True)
         for warning in _certificate_warnings(service, rows, now, runtime.settings.cert_warning_days)
     ]
+    drilled = _drills(runtime, now)
     body = {
         "status": "Healthy" if healthy else "Unhealthy",
         "rpoHours": runtime.settings.rpo_hours,
         "services": reports,
         "stuckOperations": stuck,
-        "warnings": {"certificates": certificates},
+        "drills": drilled,
+        "warnings": {
+            "certificates": certificates,
+            "drills": [
+                {"service": d["service"], "target": d["target"], "reason": d["warning"]}
+                for d in drilled
+                if d["warning"]
+            ],
+        },
     }
     return Health(healthy, body)
+
+
+def _drills(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
+    """Each standby pair's last restore drill (shared.rules.drills), and a warning when
+    none has succeeded within DRILL_WARNING_DAYS. One query of the drills' rows (none
+    without STANDBY_PAIRS), and the first-seen marks only for a pair never drilled."""
+    pairs = runtime.settings.standby_pairs
+    if not pairs:
+        return []
+    last = drills.store(runtime).all()
+    keyed = [(s.key, t.key, last.get(pair_key(s.key, t.key))) for s, t in pairs]
+    never = any(d is None or d.last_succeeded_at is None for _s, _t, d in keyed)
+    seen = FirstSeenStore(runtime.operations).all() if never else {}
+    days = runtime.settings.drill_warning_days
+    return [
+        {
+            "service": source,
+            "target": target,
+            "lastDrill": None if drill is None else drill.to_api(),
+            "lastSucceededAt": iso(drill.last_succeeded_at) if drill else None,
+            "warning": drill_warning(now, drill, seen.get(source), days),
+        }
+        for source, target, drill in keyed
+    ]
 
 
 def _add_missed_schedules(

@@ -62,13 +62,6 @@ def error_code(error: str | None) -> str:
     return match.group(1) if match else "OperationFailed"
 
 
-def duration_seconds(operation: OperationRecord) -> float | None:
-    """How long an ended operation took, from its row's times; None while it runs."""
-    if operation.completed_at is None:
-        return None
-    return round((operation.completed_at - operation.created_at).total_seconds(), 1)
-
-
 def outcome_fields(
     operation: OperationRecord, size_bytes: int | None = None, code: str | None = None
 ) -> dict[str, Any]:
@@ -89,7 +82,7 @@ def outcome_fields(
         "status": operation.status.value,
         "startedAt": operation.created_at,
         "completedAt": operation.completed_at,
-        "durationSeconds": duration_seconds(operation),
+        "durationSeconds": operation.duration_seconds,
         "sizeBytes": None if failed or restore else size_bytes,
         "errorCode": (code or error_code(operation.error)) if failed else None,
         "driftCount": None if drift is None else len(drift),
