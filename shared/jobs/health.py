@@ -198,6 +198,14 @@ class RpoBreach:
     age_hours: float | None
 
 
+def _first_appearance(runtime: Runtime, service: str, now: datetime) -> datetime:
+    """When a service without a mark first appeared: its oldest ledger row of any age
+    (RowKeys sort by time, so the partition's first row; one request, once per service
+    ever), else now. A deployment from before the marks is not new again."""
+    oldest = next(iter(runtime.ledger.records(service=service)), None)
+    return now if oldest is None else min(now, oldest.created_at)
+
+
 def check_rpo(runtime: Runtime) -> list[RpoBreach]:
     """Every service's newest restorable backup against RPO_HOURS; one RpoBreached signal
     per breached service per call (housekeeping calls it every tick, so a stateful alert
@@ -212,8 +220,8 @@ def check_rpo(runtime: Runtime) -> list[RpoBreach]:
     for service in runtime.settings.apim_services:
         first_seen = seen.get(service.key)
         if first_seen is None:
-            store.note(service.key, now)
-            first_seen = now
+            first_seen = _first_appearance(runtime, service.key, now)
+            store.note(service.key, first_seen)
         verdict = judge_rpo(now, _recent(runtime, service.key, now), first_seen, rpo)
         if verdict.state is not RpoState.BREACHED:
             continue

@@ -10,6 +10,9 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
+from shared.jobs.backups import start_backup
+from shared.jobs.operations import finish_running
+from shared.rules.model import Trigger
 from tests.jobs.test_schedule_debt import health, housekeeping, keep_busy, signals
 from tests.product import Product
 
@@ -52,3 +55,17 @@ def test_a_fresh_deployments_first_hour_is_quiet_until_a_backup_is_late(
     status, services = health()
     assert status == 503 and services["contoso-standby"]["rpo"] == "breached"
     assert services["contoso-apim"]["rpo"] == "healthy"
+
+
+def test_an_upgraded_deployment_whose_service_lost_its_backups_is_not_pending(
+    product: Product, caplog: pytest.LogCaptureFixture
+):
+    """No first-seen mark yet (a deployment from before the marks), and no row of the
+    last 30 days, but older history: the service is not new, so it breaches at once."""
+    start_backup(product.runtime, "contoso-apim", Trigger.CLI)
+    finish_running(product.runtime)
+    product.clock.now += timedelta(days=40)
+    housekeeping(product, 0)
+    breaches = {s["service"] for s in signals(caplog, "RpoBreached")}
+    assert "contoso-apim" in breaches
+    assert "contoso-standby" not in breaches  # nothing known of it: pending
