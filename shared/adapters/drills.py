@@ -4,13 +4,17 @@ mean is :mod:`shared.rules.drills`."""
 
 from __future__ import annotations
 
-from shared.adapters.ledger import OperationStore
+from typing import TYPE_CHECKING
+
 from shared.rules.drills import Drill, pair_key
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
 
 
 class DrillStore:
-    def __init__(self, store: OperationStore) -> None:
-        self.table = store.table
+    def __init__(self, table: TableClient) -> None:
+        self.table = table  # OPERATIONS_TABLE's client
 
     def all(self) -> dict[str, Drill]:
         """Every pair's last drill, by ``<source>=><standby>`` (one query)."""

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from shared.adapters.ledger import OperationStore
 from shared.rules.model import utc
 from shared.rules.rpo import FIRST_SEEN_PARTITION
 
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+
 
 class FirstSeenStore:
-    def __init__(self, store: OperationStore) -> None:
-        self.table = store.table
+    def __init__(self, table: TableClient) -> None:
+        self.table = table  # OPERATIONS_TABLE's client
 
     def all(self) -> dict[str, datetime]:
         """Every service's mark, by service (one query of the partition)."""

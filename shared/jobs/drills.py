@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def store(runtime: Runtime) -> DrillStore:
-    return DrillStore(runtime.operations)
+    return DrillStore(runtime.operations.table)
 
 
 def record(runtime: Runtime, operation: OperationRecord) -> Drill | None:

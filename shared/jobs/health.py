@@ -83,7 +83,7 @@ def _drills(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
     last = drills.store(runtime).all()
     keyed = [(s.key, t.key, last.get(pair_key(s.key, t.key))) for s, t in pairs]
     never = any(d is None or d.last_succeeded_at is None for _s, _t, d in keyed)
-    seen = FirstSeenStore(runtime.operations).all() if never else {}
+    seen = FirstSeenStore(runtime.operations.table).all() if never else {}
     days = runtime.settings.drill_warning_days
     return [
         {
@@ -122,7 +122,7 @@ def _first_seen_if_needed(
     only verdict they change): a healthy product's probe costs no more for them."""
     if all(newest_restorable(rows, now) for rows in recent):
         return {}
-    return FirstSeenStore(runtime.operations).all()
+    return FirstSeenStore(runtime.operations.table).all()
 
 
 def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:
@@ -214,7 +214,7 @@ def check_rpo(runtime: Runtime) -> list[RpoBreach]:
     (shared.rules.rpo); the first call that sees a service marks when."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
-    store = FirstSeenStore(runtime.operations)
+    store = FirstSeenStore(runtime.operations.table)
     seen = store.all()
     breaches: list[RpoBreach] = []
     for service in runtime.settings.apim_services:

@@ -26,8 +26,7 @@ FIELDS: dict[str, str] = {
     "operationId": "the operation's id (GET /api/operations/{id})",
     "backupName": "the backup taken, or restored",
     "service": "the backup's service: the service backed up, or a restore's source",
-    "target": "the service the operation ran on: the same service for a backup, the "
-    "restore's target for a restore",
+    "target": "a restore's target service; null for a backup (it has none)",
     "trigger": "schedule, http, cli or standby",
     "status": "Succeeded or Failed",
     "startedAt": "when the operation was started (ISO 8601 UTC)",
@@ -77,7 +76,7 @@ def outcome_fields(
         "operationId": operation.operation_id,
         "backupName": operation.backup_name,
         "service": operation.source_service if restore else operation.service,
-        "target": operation.service,
+        "target": operation.service if restore else None,
         "trigger": operation.trigger.value,
         "status": operation.status.value,
         "startedAt": operation.created_at,

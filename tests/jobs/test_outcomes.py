@@ -63,7 +63,7 @@ def test_a_backup_that_succeeds_is_one_record_with_its_size_and_duration(
         "operationId": started.operation.operation_id,
         "backupName": started.backup.backup_name,
         "service": "contoso-apim",
-        "target": "contoso-apim",
+        "target": None,
         "trigger": "cli",
         "status": "Succeeded",
         "startedAt": record["startedAt"],

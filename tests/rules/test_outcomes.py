@@ -32,7 +32,7 @@ def test_a_succeeded_backup():
     fields = outcome_fields(ended(OperationKind.BACKUP, Status.SUCCEEDED), size_bytes=1589)
     assert set(fields) == FIELD_NAMES
     assert fields["durationSeconds"] == 312.3
-    assert fields["service"] == fields["target"] == "contoso-apim"
+    assert fields["service"] == "contoso-apim" and fields["target"] is None
     assert fields["sizeBytes"] == 1589 and fields["errorCode"] is None
     assert fields["driftCount"] is None and fields["trigger"] == "schedule"
     assert fields["status"] == "Succeeded" and fields["kind"] == "backup"
