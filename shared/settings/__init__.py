@@ -45,6 +45,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "LEDGER_HISTORY_DAYS",
     "MAX_PARALLEL",
     "CERT_WARNING_DAYS",
+    "DRILL_WARNING_DAYS",
     "ARM_ENDPOINT",
     "ARM_CREDENTIAL",
     "AZURE_CLIENT_ID",
@@ -79,6 +80,7 @@ class Settings:
     ledger_history_days: int
     max_parallel: int
     cert_warning_days: int
+    drill_warning_days: int
     arm_endpoint: str
     arm_credential: ArmCredentialKind
     azure_client_id: str | None
@@ -154,6 +156,8 @@ def _read(env: Mapping[str, str]) -> Settings:
         # without a burst that invites 429s. One Flex instance's worker has the threads.
         max_parallel=parse.whole_number(env, "MAX_PARALLEL", 8, 1, 64),
         cert_warning_days=parse.whole_number(env, "CERT_WARNING_DAYS", 30, 1, 365),
+        # 7: a nightly standby sync has a week to succeed once before health warns.
+        drill_warning_days=parse.whole_number(env, "DRILL_WARNING_DAYS", 7, 1, 365),
         arm_endpoint=arm_endpoint,
         arm_credential=arm_credential,
         azure_client_id=parse.text(env, "AZURE_CLIENT_ID"),

@@ -84,6 +84,8 @@ def test_service_lists_accept_commas_semicolons_and_whitespace():
         ({"MAX_PARALLEL": "0"}, "MAX_PARALLEL"),
         ({"MAX_PARALLEL": "many"}, "MAX_PARALLEL"),
         ({"CERT_WARNING_DAYS": "0"}, "CERT_WARNING_DAYS"),
+        ({"DRILL_WARNING_DAYS": "0"}, "DRILL_WARNING_DAYS"),
+        ({"DRILL_WARNING_DAYS": "seven"}, "DRILL_WARNING_DAYS"),
         ({"ARM_ENDPOINT": "http://management.azure.com"}, "ARM_ENDPOINT"),
         ({"ARM_CREDENTIAL": "password"}, "ARM_CREDENTIAL"),
         ({"ARM_CREDENTIAL": "emulator"}, "ARM_CREDENTIAL"),
