@@ -151,3 +151,15 @@ def test_the_workbook_resource_is_shared_and_on_by_default() -> None:
 
 def test_only_app_wide_signals_lack_a_service() -> None:
     assert {s for s, fields in FIELDS.items() if "service" not in fields} == APP_WIDE
+
+
+def test_outcome_fields_are_parsed_from_the_message() -> None:
+    # The Functions host's built-in logging drops Python's `extra` (no Properties): a
+    # query reading an outcome field must take it from the OUTCOME record's JSON.
+    readers = {name: q for name, q in queries().items() if "Properties." in q}
+    assert readers, "no query reads the outcome records"
+    for name, query in readers.items():
+        assert "Message startswith 'OUTCOME '" in query, name
+        assert "extend Properties = parse_json(substring(Message, strlen('OUTCOME ')))" in query, (
+            name
+        )
