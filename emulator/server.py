@@ -39,6 +39,15 @@ ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?$", re.IGNORECASE
 # {service}/operationresults/{id}, which Resource Manager authorizes as the action
 # Microsoft.ApiManagement/service/operationresults/read.
 ROUTE_OPERATION = re.compile(_SERVICE + r"/operationresults/(?P<opid>[^/]+)/?$", re.IGNORECASE)
+_ACCOUNT = (
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.Storage/storageAccounts/(?P<name>[^/]+)"
+)
+ROUTE_ACCOUNT = re.compile(_ACCOUNT + r"/?$", re.IGNORECASE)
+ROUTE_BLOB_SERVICE = re.compile(_ACCOUNT + r"/blobServices/default/?$", re.IGNORECASE)
+ROUTE_CONTAINER = re.compile(
+    _ACCOUNT + r"/blobServices/default/containers/(?P<container>[^/]+)/?$", re.IGNORECASE
+)
 CONTROL_PREFIX = "/_emulator/"
 ROUTE_CONTROL_SERVICE = re.compile(r"^/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?$")
 
@@ -184,6 +193,8 @@ class Handler(BaseHTTPRequestHandler):
                 match["sub"], match["rg"], match["name"]
             )
             return Reply(200, settings)
+        if self.command == "GET" and "/providers/microsoft.storage/" in path.lower():
+            return self._storage(path)
         match = ROUTE_LRO.match(path)
         if match and self.command == "POST":
             kind = match["kind"].lower()
@@ -198,6 +209,26 @@ class Handler(BaseHTTPRequestHandler):
         raise EmulatorError(
             404, "NotFound", f"The emulator has no route for {self.command} {path}."
         )
+
+    def _storage(self, path: str) -> Reply:
+        """The backup account's control plane: the account, its blob service, a container."""
+        match = ROUTE_ACCOUNT.match(path)
+        if match:
+            return Reply(
+                200, self.emulator.get_storage_account(match["sub"], match["rg"], match["name"])
+            )
+        match = ROUTE_BLOB_SERVICE.match(path)
+        if match:
+            return Reply(
+                200, self.emulator.get_blob_service(match["sub"], match["rg"], match["name"])
+            )
+        match = ROUTE_CONTAINER.match(path)
+        if match:
+            container = self.emulator.get_container(
+                match["sub"], match["rg"], match["name"], match["container"]
+            )
+            return Reply(200, container)
+        raise EmulatorError(404, "NotFound", f"The emulator has no route for GET {path}.")
 
     def _authenticate(self) -> None:
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
@@ -251,6 +282,10 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, {"status": "cleared"})
         if path == "/_emulator/operations" and method == "GET":
             return Reply(200, {"value": emulator.list_operations()})
+        if path == "/_emulator/storage" and method == "GET":
+            return Reply(200, emulator.describe_storage())
+        if path == "/_emulator/storage" and method == "PATCH":
+            return Reply(200, emulator.patch_storage(args))
         match = ROUTE_CONTROL_SERVICE.match(path)
         if match:
             return self._control_service(match["name"], match["rest"] or "", args)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from emulator.account import StorageAccount
 from emulator.model import (
     BACKUP_TIERS,
     JSON,
@@ -179,6 +180,12 @@ class Emulator:
         self.faults: list[Fault] = []
         self.fail_next: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.settings = copy.copy(self.defaults)
+        self.account = StorageAccount(
+            self.store.account_name,
+            str(seed["subscriptionId"]),
+            str(seed["resourceGroup"]),
+            seed.get("storageAccount"),
+        )
 
     # -- clock -----------------------------------------------------------------------
 
@@ -225,6 +232,23 @@ class Emulator:
         with self._lock:
             service = self._service(subscription_id, resource_group, name)
             return {"value": service.diagnostic_settings_arm()}
+
+    def get_storage_account(self, subscription_id: str, resource_group: str, name: str) -> JSON:
+        with self._lock:
+            self.account.require(subscription_id, resource_group, name)
+            return self.account.to_arm()
+
+    def get_blob_service(self, subscription_id: str, resource_group: str, name: str) -> JSON:
+        with self._lock:
+            self.account.require(subscription_id, resource_group, name)
+            return self.account.blob_service_arm()
+
+    def get_container(
+        self, subscription_id: str, resource_group: str, name: str, container: str
+    ) -> JSON:
+        with self._lock:
+            self.account.require(subscription_id, resource_group, name)
+            return self.account.container_arm(container, self.store.container_exists(container))
 
     def start_operation(
         self, kind: str, subscription_id: str, resource_group: str, name: str, body: Any
@@ -485,6 +509,14 @@ class Emulator:
             service = self.find_service(name)
             apply_patch(service, patch)
             return service.describe()
+
+    def describe_storage(self) -> JSON:
+        with self._lock:
+            return self.account.describe()
+
+    def patch_storage(self, patch: JSON) -> JSON:
+        with self._lock:
+            return self.account.patch(patch)
 
     def list_operations(self) -> list[JSON]:
         with self._lock:
