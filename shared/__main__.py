@@ -7,6 +7,7 @@
     python -m shared show BACKUP          (the ledger row and the settings manifest)
     python -m shared housekeeping
     python -m shared prune [--dry-run]
+    python -m shared doctor [--storage-account-id ID]   (can this setup back up and restore?)
 
 Settings come from the environment; ``local.settings.json`` (its ``Values``) fills in
 what the environment does not set, as ``func start`` would.
@@ -26,7 +27,8 @@ from typing import Any, TextIO
 
 from azure.core.exceptions import AzureError
 
-from shared.jobs import backups, housekeeping, operations, restores
+from shared.jobs import backups, doctor, housekeeping, operations, restores
+from shared.rules import doctor as rules_doctor
 from shared.rules import errors
 from shared.rules.model import BackupRecord, OperationRecord, Trigger
 from shared.runtime import Runtime, get_runtime
@@ -148,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("housekeeping", help="settle running operations, then prune")
     p = sub.add_parser("prune", help="prune expired and old backups")
     p.add_argument("--dry-run", action="store_true")
+    p = sub.add_parser(
+        "doctor", help="check the deployment, service by service (read-only); 1 on a FAIL"
+    )
+    p.add_argument(
+        "--storage-account-id",
+        help="the backup account's resource ID: adds its firewall, versioning, soft delete "
+        "and immutability policy (read through Resource Manager)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -174,6 +184,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
+
+
+def run_doctor(runtime: Runtime, storage_account_id: str | None) -> int:
+    """Print one line per check (OK, WARN or FAIL, and the fix); 1 when any failed."""
+    if storage_account_id is not None:
+        try:
+            rules_doctor.storage_account_ref(storage_account_id, runtime.settings.storage_account)
+        except ValueError as exc:
+            print(f"error: --storage-account-id: {exc}", file=sys.stderr)
+            return 2
+    findings = doctor.run(runtime, storage_account_id)
+    for finding in findings:
+        print(finding.line())
+    failed = sum(f.level is rules_doctor.Level.FAIL for f in findings)
+    warned = sum(f.level is rules_doctor.Level.WARN for f in findings)
+    print(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
+    return rules_doctor.exit_code(findings)
 
 
 def _run(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -214,6 +241,8 @@ def _run(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.command == "housekeeping":
         print(housekeeping.run(runtime).summary())
         return 0
+    if args.command == "doctor":
+        return run_doctor(runtime, args.storage_account_id)
     if args.command == "prune":
         _print_json(housekeeping.prune_now(runtime, dry_run=args.dry_run))
         return 0
