@@ -94,7 +94,8 @@ def can_list_container(container: str, outcome: str | None) -> Finding:
         return Finding(
             Level.FAIL,
             check,
-            "the container does not exist",
+            "the container does not exist (infra/ creates it and scopes APIM's blob role to "
+            "it: a role on a missing container lets APIM write nothing)",
             f"create it (az storage container create --name {container} --auth-mode login "
             "--account-name <account>) or run azd provision; check BACKUP_CONTAINER",
         )

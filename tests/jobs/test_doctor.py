@@ -162,8 +162,9 @@ def test_a_missing_container_fails(product: Product, capsys: pytest.CaptureFixtu
     container = product.runtime.settings.container
     assert code == 1
     assert (
-        f"FAIL identity lists container {container}: the container does not exist — create it "
-        f"(az storage container create --name {container}" in out
+        f"FAIL identity lists container {container}: the container does not exist (infra/ "
+        "creates it and scopes APIM's blob role to it: a role on a missing container lets APIM "
+        f"write nothing) — create it (az storage container create --name {container}" in out
     )
 
 
