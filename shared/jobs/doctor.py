@@ -22,7 +22,7 @@ from shared.adapters.probes import StorageAccountReader, probe_listing, probe_ta
 from shared.parallel import run_each
 from shared.rules import doctor, errors
 from shared.rules.doctor import Finding
-from shared.rules.naming import ServiceId
+from shared.rules.naming import AccountRef, ServiceId, storage_account_ref
 from shared.rules.service import AccessType, ServiceInfo
 from shared.runtime import Runtime
 
@@ -39,12 +39,16 @@ class Reading:
     error: str | None
 
 
-def run(runtime: Runtime, storage_account_id: str | None = None) -> list[Finding]:
+def run(
+    runtime: Runtime, storage_account_id: str | None = None, *, write_probes: bool = True
+) -> list[Finding]:
+    """Every check, in the order printed. ``write_probes=False``: no probe entity is
+    written, and the table lines say they were not checked."""
     settings = runtime.settings
     ref = (
         None
         if storage_account_id is None
-        else doctor.storage_account_ref(storage_account_id, settings.storage_account)
+        else storage_account_ref(storage_account_id, settings.storage_account)
     )
     scope = (
         None
@@ -54,7 +58,7 @@ def run(runtime: Runtime, storage_account_id: str | None = None) -> list[Finding
     services = _unique([*settings.apim_services, *settings.restore_targets])
     readings = run_each(services, lambda s: _read(runtime, s), settings.max_parallel, "doctor")
     findings = [doctor.can_read_service(r.service.name, r.error) for r in readings]
-    findings += _tables_and_container(runtime)
+    findings += _tables_and_container(runtime, write_probes)
     findings += [f for r in readings if r.info is not None for f in _service(runtime, r, scope)]
     findings += _targets(runtime, readings)
     findings += _storage(runtime, ref)
@@ -76,10 +80,17 @@ def _read(runtime: Runtime, service: ServiceId) -> Reading:
     return Reading(service, info, identity, None)
 
 
-def _tables_and_container(runtime: Runtime) -> list[Finding]:
+def _tables_and_container(runtime: Runtime, write_probes: bool) -> list[Finding]:
     settings = runtime.settings
     found = [
         doctor.can_write_table(name, probe_table(runtime.clients.table(name)))
+        if write_probes
+        else doctor.not_checked(
+            f"identity writes table {name}",
+            "--no-write",
+            "run without --no-write as the function's identity, or check its "
+            "'Storage Table Data Contributor' assignment",
+        )
         for name in (settings.ledger_table, settings.operations_table)
     ]
     found.append(
@@ -138,7 +149,7 @@ def _targets(runtime: Runtime, readings: Sequence[Reading]) -> list[Finding]:
     ]
 
 
-def _storage(runtime: Runtime, ref: doctor.AccountRef | None) -> list[Finding]:
+def _storage(runtime: Runtime, ref: AccountRef | None) -> list[Finding]:
     account = runtime.settings.storage_account
     try:
         found = [doctor.cors(account, runtime.blobs.cors_rule_count())]
@@ -163,7 +174,7 @@ def _storage(runtime: Runtime, ref: doctor.AccountRef | None) -> list[Finding]:
     return found + _storage_arm(runtime, ref)
 
 
-def _storage_arm(runtime: Runtime, ref: doctor.AccountRef) -> list[Finding]:
+def _storage_arm(runtime: Runtime, ref: AccountRef) -> list[Finding]:
     settings = runtime.settings
     reader = StorageAccountReader(runtime.clients.apim, settings.arm_endpoint)
     base = ref.resource_id

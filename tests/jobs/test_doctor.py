@@ -310,3 +310,20 @@ def test_a_wrong_account_id_is_refused_before_any_check(
     assert code == 2
     assert captured.out == ""
     assert "names account other, but BACKUP_STORAGE_ACCOUNT is devstoreaccount1" in captured.err
+
+
+def test_no_write_skips_the_probes_and_says_so(
+    product: Product, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    from azure.data.tables import TableClient
+
+    healthy(product)
+    written: list[object] = []
+    monkeypatch.setattr(TableClient, "create_entity", lambda self, entity: written.append(entity))
+
+    code, out = doctor(product, capsys, "--no-write")
+
+    assert code == 0, out
+    assert written == []
+    name = product.runtime.settings.ledger_table
+    assert f"WARN identity writes table {name}: not checked: --no-write — " in out

@@ -6,6 +6,7 @@ import pytest
 
 from shared.rules import doctor
 from shared.rules.doctor import Finding, Level
+from shared.rules.naming import storage_account_ref
 from shared.rules.service import AccessType
 
 APIM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/contoso"
@@ -103,11 +104,11 @@ def test_cors_unreadable_is_a_warning_not_an_ok():
 
 
 def test_the_account_id_is_parsed_and_must_name_the_configured_account():
-    ref = doctor.storage_account_ref(ACCOUNT + "/", "BK")
+    ref = storage_account_ref(ACCOUNT + "/", "BK")
     assert (ref.subscription_id, ref.resource_group, ref.name) == ("s", "rg", "bk")
     with pytest.raises(ValueError, match="names account bk, but BACKUP_STORAGE_ACCOUNT is other"):
-        doctor.storage_account_ref(ACCOUNT, "other")
+        storage_account_ref(ACCOUNT, "other")
     with pytest.raises(ValueError, match=r"is not Microsoft\.Storage/storageAccounts"):
-        doctor.storage_account_ref(APIM, "contoso")
+        storage_account_ref(APIM, "contoso")
     with pytest.raises(ValueError, match="expected /subscriptions/"):
-        doctor.storage_account_ref("bk", "bk")
+        storage_account_ref("bk", "bk")
