@@ -9,6 +9,7 @@ policy) lives here, so the doctor can read it as it would in Azure. A seed's
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 from emulator.model import JSON, EmulatorError
@@ -142,3 +143,57 @@ class StorageAccount:
             "type": f"{STORAGE_TYPE}/blobServices/containers",
             "properties": properties,
         }
+
+
+BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+ROLE_DEFINITIONS = "/providers/Microsoft.Authorization/roleDefinitions/"
+
+
+def default_role_assignments(account_id: str, principals: list[str]) -> list[JSON]:
+    """What infra/ grants APIM's identities, widened to the account (tests name their own
+    containers): Storage Blob Data Contributor for each seed principal."""
+    subscription = account_id.split("/")[2]
+    return [
+        {
+            "principalId": principal,
+            "roleDefinitionId": f"/subscriptions/{subscription}{ROLE_DEFINITIONS}"
+            f"{BLOB_DATA_CONTRIBUTOR}",
+            "scope": account_id,
+        }
+        for principal in principals
+    ]
+
+
+def role_assignments_arm(assignments: list[JSON], scope: str, principal: str | None) -> JSON:
+    """GET {scope}/providers/Microsoft.Authorization/roleAssignments, filtered as
+    ``$filter=assignedTo('{principal}')`` is: the principal's assignments at, above or
+    below the scope (without a filter: those at or above it)."""
+    wanted = scope.rstrip("/").lower()
+    items = []
+    for item in assignments:
+        at = str(item.get("scope", "")).rstrip("/").lower()
+        above = wanted == at or wanted.startswith(at + "/")
+        below = at.startswith(wanted + "/")
+        if principal is not None and str(item.get("principalId", "")).lower() != principal:
+            continue
+        if not (above or (below and principal is not None)):
+            continue
+        key = f"{at}|{item.get('principalId')}|{item.get('roleDefinitionId')}"
+        name = str(item.get("name") or uuid.uuid5(uuid.NAMESPACE_URL, key))
+        items.append(
+            {
+                "id": f"{item.get('scope')}/providers/Microsoft.Authorization/roleAssignments/"
+                f"{name}",
+                "name": name,
+                "type": "Microsoft.Authorization/roleAssignments",
+                "properties": {
+                    "roleDefinitionId": item.get("roleDefinitionId"),
+                    "principalId": item.get("principalId"),
+                    "principalType": item.get("principalType", "ServicePrincipal"),
+                    "scope": item.get("scope"),
+                    "condition": item.get("condition"),
+                    "conditionVersion": "2.0" if item.get("condition") else None,
+                },
+            }
+        )
+    return {"value": items}

@@ -48,6 +48,11 @@ ROUTE_BLOB_SERVICE = re.compile(_ACCOUNT + r"/blobServices/default/?$", re.IGNOR
 ROUTE_CONTAINER = re.compile(
     _ACCOUNT + r"/blobServices/default/containers/(?P<container>[^/]+)/?$", re.IGNORECASE
 )
+ROUTE_ROLE_ASSIGNMENTS = re.compile(
+    r"^(?P<scope>/subscriptions/.+?)/providers/Microsoft\.Authorization/roleAssignments/?$",
+    re.IGNORECASE,
+)
+ASSIGNED_TO = re.compile(r"^\s*assignedTo\('(?P<principal>[^']*)'\)\s*$", re.IGNORECASE)
 CONTROL_PREFIX = "/_emulator/"
 ROUTE_CONTROL_SERVICE = re.compile(r"^/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?$")
 
@@ -193,6 +198,9 @@ class Handler(BaseHTTPRequestHandler):
                 match["sub"], match["rg"], match["name"]
             )
             return Reply(200, settings)
+        match = ROUTE_ROLE_ASSIGNMENTS.match(path)
+        if match and self.command == "GET":
+            return self._role_assignments(match["scope"], query.get("$filter"))
         if self.command == "GET" and "/providers/microsoft.storage/" in path.lower():
             return self._storage(path)
         match = ROUTE_LRO.match(path)
@@ -209,6 +217,17 @@ class Handler(BaseHTTPRequestHandler):
         raise EmulatorError(
             404, "NotFound", f"The emulator has no route for {self.command} {path}."
         )
+
+    def _role_assignments(self, scope: str, query_filter: str | None) -> Reply:
+        principal = None
+        if query_filter:
+            match = ASSIGNED_TO.match(query_filter)
+            if match is None:
+                raise EmulatorError(
+                    400, "InvalidFilter", "The emulator understands only $filter=assignedTo('id')."
+                )
+            principal = match["principal"].lower()
+        return Reply(200, self.emulator.list_role_assignments(scope, principal))
 
     def _storage(self, path: str) -> Reply:
         """The backup account's control plane: the account, its blob service, a container."""
@@ -282,6 +301,10 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, {"status": "cleared"})
         if path == "/_emulator/operations" and method == "GET":
             return Reply(200, {"value": emulator.list_operations()})
+        if path == "/_emulator/role-assignments" and method == "GET":
+            return Reply(200, {"value": emulator.role_assignments})
+        if path == "/_emulator/role-assignments" and method == "PUT":
+            return Reply(200, emulator.set_role_assignments(args))
         if path == "/_emulator/storage" and method == "GET":
             return Reply(200, emulator.describe_storage())
         if path == "/_emulator/storage" and method == "PATCH":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emulator.account import StorageAccount
+from emulator.account import StorageAccount, default_role_assignments, role_assignments_arm
 from emulator.model import (
     BACKUP_TIERS,
     JSON,
@@ -185,6 +185,11 @@ class Emulator:
             str(seed["subscriptionId"]),
             str(seed["resourceGroup"]),
             seed.get("storageAccount"),
+        )
+        principals = [p for s in self.services.values() for p in s.principal_ids()]
+        self.role_assignments: list[JSON] = copy.deepcopy(
+            seed.get("roleAssignments")
+            or default_role_assignments(self.account.resource_id, principals)
         )
 
     # -- clock -----------------------------------------------------------------------
@@ -509,6 +514,20 @@ class Emulator:
             service = self.find_service(name)
             apply_patch(service, patch)
             return service.describe()
+
+    def list_role_assignments(self, scope: str, principal: str | None) -> JSON:
+        with self._lock:
+            return role_assignments_arm(self.role_assignments, scope, principal)
+
+    def set_role_assignments(self, body: JSON) -> JSON:
+        """Replace every role assignment: ``{"value": [{principalId, roleDefinitionId,
+        scope, condition?}]}``."""
+        with self._lock:
+            value = body.get("value")
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise EmulatorError(400, "InvalidParameters", "'value' must be a list of objects")
+            self.role_assignments = copy.deepcopy(value)
+            return {"value": copy.deepcopy(self.role_assignments)}
 
     def describe_storage(self) -> JSON:
         with self._lock:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
 STORAGE_API = "2023-05-01"
+ROLE_ASSIGNMENTS_API = "2022-04-01"
 ARM_TIMEOUT = 15  # seconds, per connection and per read: a doctor answers promptly
 PROBE_PARTITION = "~doctor-probe"  # sorts after every service's partition; deleted at once
 
@@ -50,10 +52,20 @@ class StorageAccountReader:
         self._client_for = client_for
         self._endpoint = endpoint.rstrip("/")
 
-    def get(self, subscription_id: str, path: str) -> ArmRead:
+    def role_assignments(self, scope: str, principal_id: str) -> ArmRead:
+        """The principal's role assignments at, above or below ``scope`` (one GET; needs
+        Microsoft.Authorization/roleAssignments/read there, which Reader holds)."""
+        subscription_id = scope.split("/")[2]
+        query = f"$filter={quote(f"assignedTo('{principal_id}')")}"
+        path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
+        return self.get(subscription_id, path, ROLE_ASSIGNMENTS_API, query)
+
+    def get(
+        self, subscription_id: str, path: str, api_version: str = STORAGE_API, query: str = ""
+    ) -> ArmRead:
         from azure.core.rest import HttpRequest
 
-        url = f"{self._endpoint}{path}?api-version={STORAGE_API}"
+        url = f"{self._endpoint}{path}?api-version={api_version}" + (f"&{query}" if query else "")
         try:
             response = self._client_for(subscription_id)._send_request(
                 HttpRequest("GET", url),

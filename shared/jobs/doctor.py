@@ -20,11 +20,12 @@ from azure.core.exceptions import AzureError
 
 from shared.adapters.probes import StorageAccountReader, probe_listing, probe_table
 from shared.parallel import run_each
-from shared.rules import doctor, errors
+from shared.rules import blobroles, doctor, errors
 from shared.rules.doctor import Finding
 from shared.rules.naming import AccountRef, ServiceId, storage_account_ref
 from shared.rules.service import AccessType, ServiceInfo
 from shared.runtime import Runtime
+from shared.settings import Settings
 
 ID_HINT = "pass --storage-account-id (azd env get-value BACKUP_STORAGE_ACCOUNT_ID, or the portal)"
 
@@ -59,7 +60,10 @@ def run(
     readings = run_each(services, lambda s: _read(runtime, s), settings.max_parallel, "doctor")
     findings = [doctor.can_read_service(r.service.name, r.error) for r in readings]
     findings += _tables_and_container(runtime, write_probes)
-    findings += [f for r in readings if r.info is not None for f in _service(runtime, r, scope)]
+    reader = StorageAccountReader(runtime.clients.apim, settings.arm_endpoint)
+    findings += [
+        f for r in readings if r.info is not None for f in _service(runtime, r, scope, reader)
+    ]
     findings += _targets(runtime, readings)
     findings += _storage(runtime, ref)
     return findings
@@ -99,7 +103,9 @@ def _tables_and_container(runtime: Runtime, write_probes: bool) -> list[Finding]
     return found
 
 
-def _service(runtime: Runtime, reading: Reading, scope: str | None) -> list[Finding]:
+def _service(
+    runtime: Runtime, reading: Reading, scope: str | None, reader: StorageAccountReader
+) -> list[Finding]:
     settings = runtime.settings
     info, name = reading.info, reading.service.name
     assert info is not None
@@ -109,33 +115,45 @@ def _service(runtime: Runtime, reading: Reading, scope: str | None) -> list[Find
             name, settings.access_type, reading.identity, settings.identity_client_id
         ),
         doctor.workspace_gateways(name, info.has_workspace_gateways),
-        *_role(runtime, reading, scope),
+        *_role(runtime, reading, scope, reader),
     ]
 
 
-def _role(runtime: Runtime, reading: Reading, scope: str | None) -> list[Finding]:
-    """The blob role of the service's identity: not read here (it would need
-    roleAssignments/read on the account), so the command that checks it."""
+def _role(
+    runtime: Runtime, reading: Reading, scope: str | None, reader: StorageAccountReader
+) -> list[Finding]:
+    """The blob role of the service's identity on the container, read through Resource
+    Manager when the account's ID is known."""
     settings = runtime.settings
     if settings.access_type is AccessType.ACCESS_KEY:
         return []
-    identity = reading.identity or {}
-    principal = identity.get("principalId")
-    if settings.access_type is AccessType.USER_ASSIGNED:
-        wanted = (settings.identity_client_id or "").lower()
-        principal = next(
-            (
-                v.get("principalId")
-                for v in (identity.get("userAssignedIdentities") or {}).values()
-                if isinstance(v, dict) and str(v.get("clientId", "")).lower() == wanted
-            ),
-            None,
-        )
-    return [
-        doctor.role_assignment_not_checked(
-            reading.service.name, None if principal is None else str(principal), scope
-        )
-    ]
+    principal = _principal(reading.identity or {}, settings)
+    name = reading.service.name
+    if principal is None:
+        return []  # no such identity on the service: its identity line has failed already
+    if scope is None:
+        why = "the account's resource ID is not known (--storage-account-id)"
+        return [blobroles.role_assignment_not_checked(name, principal, None, why)]
+    read = reader.role_assignments(scope, principal)
+    if read.body is None:
+        why = f"role assignments unreadable ({read.error or 'not found'})"
+        return [blobroles.role_assignment_not_checked(name, principal, scope, why)]
+    may_write = any(s.key == reading.service.key for s in settings.apim_services)
+    items = [i for i in read.body.get("value") or [] if isinstance(i, dict)]
+    return [blobroles.blob_role(name, principal, scope, items, may_write)]
+
+
+def _principal(identity: dict[str, Any], settings: Settings) -> str | None:
+    """The object id of the identity BACKUP_ACCESS_TYPE names, if the service has it."""
+    if settings.access_type is AccessType.SYSTEM_ASSIGNED:
+        found = identity.get("principalId")
+        system = "SystemAssigned" in str(identity.get("type"))
+        return str(found) if system and found else None
+    wanted = (settings.identity_client_id or "").lower()
+    for value in (identity.get("userAssignedIdentities") or {}).values():
+        if isinstance(value, dict) and str(value.get("clientId", "")).lower() == wanted:
+            return str(value.get("principalId")) if value.get("principalId") else None
+    return None
 
 
 def _targets(runtime: Runtime, readings: Sequence[Reading]) -> list[Finding]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.rules.service import BACKUP_TIERS, AccessType
 
-BLOB_ROLES = "Storage Blob Data Contributor"
+BLOB_ROLES = "Storage Blob Data Contributor"  # what infra/ grants APIM and the function
 
 
 class Level(StrEnum):
@@ -187,21 +187,6 @@ def restore_target_tier(target: str, target_sku: str, source_skus: Mapping[str, 
         f"{target_sku}, but no service in APIM_SERVICES is ({tiers}): API Management restores "
         "only into the tier the backup was taken on",
         "move the target to its sources' tier, or remove it from RESTORE_TARGETS",
-    )
-
-
-def role_assignment_not_checked(
-    service: str, principal: str | None, container_scope: str | None
-) -> Finding:
-    """The blob role of APIM's identity on the container is not read (it needs
-    Microsoft.Authorization/roleAssignments/read): the command that checks it."""
-    scope = container_scope or "<storage account id>/blobServices/default/containers/<container>"
-    return Finding(
-        Level.WARN,
-        f"{service} blob role",
-        "not checked",
-        f"az role assignment list --assignee {principal or '<principal id>'} --scope {scope} "
-        f"--include-inherited --query \"[].roleDefinitionName\" -o tsv  (expect '{BLOB_ROLES}')",
     )
 
 

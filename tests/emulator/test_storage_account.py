@@ -66,3 +66,22 @@ def test_another_account_is_not_found_and_reset_restores_the_defaults(emulator: 
 def test_an_unknown_patch_key_is_refused(emulator: LocalStack):
     with pytest.raises(RuntimeError, match="unknown patch keys"):
         emulator.control.patch_storage({"sku": "Premium_LRS"})
+
+
+def test_role_assignments_are_listed_for_a_principal_at_and_above_a_scope(emulator: LocalStack):
+    account = emulator.storage_account_id()
+    container = f"{account}/blobServices/default/containers/apim-backups"
+    url = (
+        f"{emulator.arm_endpoint}{container}/providers/Microsoft.Authorization/roleAssignments"
+        "?api-version=2022-04-01&$filter=assignedTo('aaaaaaaa-0000-0000-0000-000000000001')"
+    )
+
+    status, body = arm_get(emulator, url)
+
+    assert status == 200
+    assert [item["properties"]["scope"] for item in body["value"]] == [account]
+    assert body["value"][0]["properties"]["roleDefinitionId"].endswith(
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    )
+    emulator.control.set_role_assignments([])
+    assert arm_get(emulator, url)[1]["value"] == []

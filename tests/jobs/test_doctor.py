@@ -37,10 +37,7 @@ def test_healthy_setup_is_all_ok_and_exits_0(product: Product, capsys: pytest.Ca
 
     assert code == 0, out
     assert lines(out, "FAIL") == []
-    # Only the blob role is not read (it needs roleAssignments/read): a WARN with its command.
-    assert all(
-        " blob role: not checked — az role assignment list " in w for w in lines(out, "WARN")
-    )
+    assert lines(out, "WARN") == []
     for expected in (
         "OK identity reads contoso-apim:",
         f"OK identity writes table {product.runtime.settings.ledger_table}: a probe entity",
@@ -48,6 +45,8 @@ def test_healthy_setup_is_all_ok_and_exits_0(product: Product, capsys: pytest.Ca
         "OK contoso-apim tier: Developer supports backup and restore",
         "OK contoso-apim identity: system-assigned identity on the service",
         "OK contoso-apim workspace gateways: none",
+        "OK contoso-apim blob role: Storage Blob Data Contributor at "
+        f"{product.stack.storage_account_id()}",
         "OK storage devstoreaccount1 CORS: no CORS rules",
         "OK storage devstoreaccount1 network: the firewall allows all networks",
         "OK storage devstoreaccount1 versioning: on",
@@ -327,3 +326,80 @@ def test_no_write_skips_the_probes_and_says_so(
     assert written == []
     name = product.runtime.settings.ledger_table
     assert f"WARN identity writes table {name}: not checked: --no-write — " in out
+
+
+CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+CONTOSO = "aaaaaaaa-0000-0000-0000-000000000001"  # contoso-apim's principal in the seed
+STANDBY = "aaaaaaaa-0000-0000-0000-000000000002"
+
+
+def role(product: Product, principal: str, role_id: str, scope: str) -> dict[str, str]:
+    definitions = f"/subscriptions/{product.stack.subscription_id}/providers/"
+    return {
+        "principalId": principal,
+        "roleDefinitionId": f"{definitions}Microsoft.Authorization/roleDefinitions/{role_id}",
+        "scope": scope,
+    }
+
+
+def test_a_missing_role_assignment_fails(product: Product, capsys: pytest.CaptureFixture[str]):
+    account = healthy(product).stack.storage_account_id()
+    container = f"{account}/blobServices/default/containers/{product.runtime.settings.container}"
+    product.stack.control.set_role_assignments(
+        [
+            role(product, STANDBY, CONTRIBUTOR, account),
+            # contoso-apim's role is on another container: it does not cover this one
+            role(product, CONTOSO, CONTRIBUTOR, f"{account}/blobServices/default/containers/x"),
+        ]
+    )
+
+    code, out = doctor(product, capsys)
+
+    assert code == 1
+    assert (
+        f"FAIL contoso-apim blob role: its identity (principal {CONTOSO}) holds no Storage Blob "
+        "Data Contributor on the container: APIM cannot write backups there — azd provision "
+        "(infra/ assigns it, with the backup-name condition), or: az role assignment create "
+        f"--assignee-object-id {CONTOSO} --assignee-principal-type ServicePrincipal --role "
+        f'"Storage Blob Data Contributor" --scope {container}' in out
+    )
+    assert "OK contoso-standby blob role: Storage Blob Data Contributor at" in out
+
+
+def test_a_reader_role_does_for_a_restore_target_not_for_a_source(
+    product: Product, capsys: pytest.CaptureFixture[str]
+):
+    healthy(product).reconfigure(APIM_SERVICES=product.stack.service_id("contoso-apim"))
+    account_id = product.stack.storage_account_id()
+    product.stack.control.set_role_assignments(
+        [role(product, CONTOSO, READER, account_id), role(product, STANDBY, READER, account_id)]
+    )
+
+    code, out = doctor(product, capsys)
+
+    assert code == 1
+    assert "FAIL contoso-apim blob role: its identity" in out
+    assert f"OK contoso-standby blob role: Storage Blob Data Reader at {account_id}" in out
+
+
+def test_unreadable_role_assignments_warn_with_the_command(
+    product: Product, capsys: pytest.CaptureFixture[str]
+):
+    healthy(product).stack.control.inject_fault(
+        method="GET",
+        path_contains="roleAssignments",
+        status=403,
+        times=10,
+        code="AuthorizationFailed",
+        message="no roleAssignments/read",
+    )
+
+    code, out = doctor(product, capsys)
+
+    assert code == 0, out
+    assert (
+        "WARN contoso-apim blob role: not checked: role assignments unreadable "
+        "(AuthorizationFailed: no roleAssignments/read) — az role assignment list --assignee "
+        f"{CONTOSO} --scope {product.stack.storage_account_id()}" in out
+    )

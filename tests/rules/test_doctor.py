@@ -112,3 +112,24 @@ def test_the_account_id_is_parsed_and_must_name_the_configured_account():
         storage_account_ref(APIM, "contoso")
     with pytest.raises(ValueError, match="expected /subscriptions/"):
         storage_account_ref("bk", "bk")
+
+
+def test_an_assignment_covers_its_scope_and_below_only_on_a_path_boundary():
+    from shared.rules.blobroles import covers
+
+    container = f"{ACCOUNT}/blobServices/default/containers/apim-backups"
+    assert covers(ACCOUNT, container)
+    assert covers(container.upper(), container)
+    assert not covers(f"{ACCOUNT}/blobServices/default/containers/apim", container)
+    assert not covers(container + "/blobs/x", container)
+
+
+def test_a_blob_role_must_be_a_blob_data_role():
+    from shared.rules.blobroles import blob_role
+
+    container = f"{ACCOUNT}/blobServices/default/containers/apim-backups"
+    owner = (
+        "/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+    )
+    items = [{"properties": {"roleDefinitionId": owner, "scope": ACCOUNT}}]  # Owner: no data
+    assert blob_role("s", "p", container, items, may_write=True).level is Level.FAIL
