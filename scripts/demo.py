@@ -6,8 +6,10 @@ app's own timer handlers the way the Functions host does: a scheduled backup of 
 services, housekeeping until both have finished, a dry-run prune (the ledger's third
 job, retention: what would go and why, over tonight's backups and a few older ones the
 demo adds as if earlier nights had made them), then a standby sync that restores
-contoso-apim's newest backup into contoso-standby. The emulator's clock stands in for
-the waiting, so five minutes of APIM work take a moment.
+contoso-apim's newest backup into contoso-standby, and last the report
+(``python -m shared report``: one self-contained HTML page, docs/report.md) of what the
+ledger now holds, whose path it prints. The emulator's clock stands in for the waiting,
+so five minutes of APIM work take a moment.
 
 Exits 1 unless every operation Succeeded, the dry run proposes exactly the expected
 deletions and deletes nothing, and the standby ends up holding exactly the source's
@@ -32,7 +34,7 @@ from azure.storage.blob import BlobServiceClient
 
 import function_app
 from devstack.stack import EmulatorControl, LocalStack
-from shared.__main__ import format_table
+from shared.__main__ import REPORT_FILE, format_table, write_report
 from shared.jobs import backups, operations
 from shared.rules.manifest import manifest_blob_name
 from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
@@ -106,7 +108,8 @@ def run(stack: LocalStack) -> bool:
         print("\nSkipping retention and standby sync: not every backup succeeded.")
         return False
     retained = show_retention(stack)
-    return sync_standby(control) and retained
+    synced = sync_standby(control)
+    return write_the_report() and synced and retained
 
 
 def configure(stack: LocalStack) -> None:
@@ -311,6 +314,16 @@ def sync_standby(control: EmulatorControl) -> bool:
     matches = after == control.service_config(STANDBY_SOURCE)
     print(f"standby {STANDBY} now matches {STANDBY_SOURCE}: {'yes' if matches else 'NO'}")
     return matches and statuses == {f"restore into {STANDBY}": SUCCEEDED}
+
+
+def write_the_report() -> bool:
+    """``python -m shared report``: the ledger as one HTML page, with every service in it."""
+    print("\n[5] The report: python -m shared report")
+    path = write_report(get_runtime(), REPORT_FILE)
+    page = path.read_text(encoding="utf-8")
+    listed = all(f'data-service="{service}"' in page for service in SOURCES)
+    print(f"  {path}  ({len(page):,} bytes; open it in a browser, it loads nothing)")
+    return listed
 
 
 def restores() -> list[OperationRecord]:

@@ -8,6 +8,7 @@
     python -m shared housekeeping
     python -m shared prune [--dry-run]
     python -m shared doctor [--storage-account-id ID] [--no-write]   (can this setup back up?)
+    python -m shared report [--out FILE]  (one self-contained HTML page; prints its path)
 
 Settings come from the environment; ``local.settings.json`` (its ``Values``) fills in
 what the environment does not set, as ``func start`` would.
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 
 from azure.core.exceptions import AzureError
 
-from shared.jobs import backups, doctor, housekeeping, operations, restores
+from shared.jobs import backups, doctor, housekeeping, operations, report, restores
 from shared.rules import doctor as rules_doctor
 from shared.rules import errors
 from shared.rules.model import BackupRecord, OperationRecord, Trigger
@@ -36,6 +37,7 @@ from shared.runtime import Runtime, get_runtime
 from shared.settings.parse import ConfigError
 
 LOCAL_SETTINGS = Path("local.settings.json")
+REPORT_FILE = Path("apim-backup-report.html")
 
 
 def load_local_settings(path: Path = LOCAL_SETTINGS) -> None:
@@ -113,6 +115,15 @@ def print_drift(operation: OperationRecord, file: TextIO | None = None) -> None:
         print(f"    {item['action']}", file=out)
 
 
+def write_report(runtime: Runtime, out: Path) -> Path:
+    """Write the report to ``out`` (replacing it whole: a reader never sees half a page)."""
+    page = report.html(runtime)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(out)
+    return out.resolve()
+
+
 def _exit_code(operation: OperationRecord) -> int:
     return 0 if operation.status.value == "Succeeded" or operation.is_running else 1
 
@@ -168,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("prune", help="prune expired and old backups")
     p.add_argument("--dry-run", action="store_true")
     _add_doctor(sub)
+    p = sub.add_parser("report", help="write the report: one self-contained HTML file")
+    p.add_argument("--out", type=Path, default=REPORT_FILE, help=f"default: {REPORT_FILE}")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -257,6 +270,13 @@ def _run(args: argparse.Namespace, runtime: Runtime) -> int:
         return run_doctor(runtime, args.storage_account_id, write_probes=not args.no_write)
     if args.command == "prune":
         _print_json(housekeeping.prune_now(runtime, dry_run=args.dry_run))
+        return 0
+    if args.command == "report":
+        try:
+            print(write_report(runtime, args.out))
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         return 0
     raise AssertionError(args.command)
 

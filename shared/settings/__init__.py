@@ -51,6 +51,10 @@ SETTING_NAMES: tuple[str, ...] = (
     "API_AUTH",
 )
 
+# Platform settings read only to be refused when set (docs/settings.md): the timers must
+# run in UTC. Not app settings of the product, so not in SETTING_NAMES.
+REFUSED_SETTINGS: tuple[str, ...] = ("WEBSITE_TIME_ZONE", "TZ")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -108,6 +112,7 @@ def _read(env: Mapping[str, str]) -> Settings:
     """Every setting, in the order of the checks: services, where backups go and how
     APIM reaches them, tables, Resource Manager, storage, then schedules and limits."""
     services, targets = _services(env)
+    parse.utc_timers(env)
     account = parse.storage_account(env)
     container = parse.container(env, default="apim-backups")
     access, identity_client_id, storage_key = parse.backup_access(env)
