@@ -135,3 +135,20 @@ def test_an_ipv6_endpoint_is_matched_exactly_in_brackets() -> None:
     assert arm_poll_url(endpoint, f"https://[::1]:8443{OP}") == f"{endpoint}{OP}"
     with pytest.raises(OperationUrlRejected, match="host and port"):
         arm_poll_url(endpoint, f"https://::1:8443{OP}")
+
+
+def test_a_query_may_carry_a_url_of_its_own() -> None:
+    recorded = f"{ARM}{OP}?next=https://elsewhere.example/x"
+    assert arm_poll_url(ARM, recorded) == recorded
+
+
+def test_a_last_segment_of_dots_is_refused_at_any_depth() -> None:
+    for last in (".", ".."):
+        with pytest.raises(OperationUrlRejected, match="empty, '\\.' or"):
+            arm_poll_url(ARM, f"{ARM}/subscriptions/s/g/{last}")
+
+
+def test_only_slashes_are_trimmed_from_the_endpoint() -> None:
+    endpoint = "https://arm.box"  # a host ending in a letter some trimming could eat
+    assert arm_poll_url(endpoint, f"https://ARM.BOX{OP}") == f"{endpoint}{OP}"
+    assert arm_poll_url("https://ARM.BOX", f"https://arm.box{OP}") == f"https://ARM.BOX{OP}"

@@ -3,7 +3,7 @@ resource IDs as operators paste them, and finding a configured service by name o
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -70,3 +70,27 @@ def test_a_configured_service_is_found_by_name_or_id_in_any_case() -> None:
     assert find_service(services, "fabrikam") is b
     assert find_service(services, "contoso") is None
     assert find_service([], "fabrikam") is None
+
+
+def test_a_service_name_ending_in_any_letter_is_read_whole() -> None:
+    rid = ID.replace("Contoso-apim", "ContosoX")
+    assert ServiceId.parse(rid + "/").name == "ContosoX"
+
+
+def test_a_naive_start_is_refused_with_why() -> None:
+    with pytest.raises(ValueError, match=r"^started_at must be timezone-aware$"):
+        backup_name("contoso", datetime(2026, 3, 1))
+
+
+def test_names_are_in_utc_whatever_the_process_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host may run with WEBSITE_TIME_ZONE / TZ set (issue 17): names stay UTC."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        started = datetime(2026, 3, 1, 2, 0, 5, tzinfo=UTC)
+        assert backup_name("contoso", started) == "contoso-20260301T020005Z.apimbackup"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

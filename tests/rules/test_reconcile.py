@@ -205,3 +205,11 @@ def test_the_answer_of_a_clean_dry_run() -> None:
         (YOUNG_ORPHAN, False),
     ]
     assert body["alreadyPruned"] == 1
+
+
+def test_already_pruned_rows_are_counted_each() -> None:
+    older = record("contoso-apim", timedelta(days=55), Status.PRUNED)
+    plan = reconcile(
+        [DONE, older], set(), now=NOW, retention_days=30, min_keep=1, container_name=CONTAINER
+    )
+    assert result_of(plan, False, {}).to_json()["alreadyPruned"] == 2
