@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/ver
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps demo up test lint typecheck checkov bench year clean
+.PHONY: deps demo up test lint typecheck checkov bench year mutate clean
 
 $(PY): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (e.g. 'pyenv install 3.13' or your OS package python3.13), or run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -65,5 +65,25 @@ bench: deps
 year: deps
 	$(PY) -m bench.year --nights 400
 
+# Mutation testing of the pure decision modules ([tool.mutmut] in pyproject.toml lists them;
+# tests/rules judge them). Slow, so not part of `make test`. mutmut runs the tests in its own
+# process, so its environment has the app's runtime dependencies and the test tools, beside
+# mutmut itself. Two workers: the machine is shared. Prints the score per module.
+MUTMUT_VENV := .venv-mutmut
+MUTMUT := $(MUTMUT_VENV)/bin/mutmut
+MUTATE_CHILDREN ?= 2
+
+$(MUTMUT): requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found; run make PYTHON=/path/to/python3.13" >&2; exit 1; }
+	rm -rf $(MUTMUT_VENV)
+	$(PYTHON) -m venv $(MUTMUT_VENV)
+	$(MUTMUT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MUTMUT_VENV)/bin/python -m pip install --quiet -r requirements.txt mutmut==3.8.1 pytest==9.2.0 hypothesis==6.170.17
+	touch $@
+
+mutate: $(PY) $(MUTMUT)
+	$(MUTMUT) run --max-children $(MUTATE_CHILDREN) > mutants-run.log 2>&1 || { tail -n 30 mutants-run.log >&2; exit 1; }
+	$(PY) -m scripts.mutation_score
+
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .localstack
+	rm -rf $(VENV) $(CHECKOV_VENV) $(MUTMUT_VENV) mutants mutants-run.log node_modules .pytest_cache .mypy_cache .ruff_cache .localstack

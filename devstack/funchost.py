@@ -192,9 +192,9 @@ class FunctionHost:
             if match is None or method not in route.methods:
                 continue
             key = request.headers.get("x-functions-key") or params.pop("code", None)
-            if self.easy_auth is None and key not in (
-                self.function_keys.get(route.name),
-                self.host_key,
+            # No key is no key, also for a function that has none of its own.
+            if self.easy_auth is None and (
+                key is None or key not in (self.function_keys.get(route.name), self.host_key)
             ):
                 return 401, {}, b""
             if route.name == "get_operation" and self.unavailable > 0:

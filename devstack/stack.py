@@ -142,6 +142,25 @@ class EmulatorControl:
         """Change sku (merged), identity, workspaceLinks, configuration, properties, tags."""
         return dict(self._call("PATCH", f"services/{name}", patch))
 
+    def role_assignments(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "role-assignments")["value"])
+
+    def set_role_assignments(self, assignments: list[dict[str, Any]]) -> None:
+        """Replace every role assignment (items of principalId, roleDefinitionId, scope and
+        optionally condition). By default each seed identity holds Storage Blob Data
+        Contributor on the account."""
+        self._call("PUT", "role-assignments", {"value": assignments})
+
+    def storage(self) -> dict[str, Any]:
+        """The backup account's control plane as the emulator holds it (id included)."""
+        return dict(self._call("GET", "storage"))
+
+    def patch_storage(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Change networkAcls or blobService (merged), publicNetworkAccess, or
+        immutabilityPolicies (replaced: container -> {immutabilityPeriodSinceCreationInDays,
+        state, allowProtectedAppendWritesAll})."""
+        return dict(self._call("PATCH", "storage", patch))
+
 
 @dataclass
 class LocalStack:
@@ -216,6 +235,12 @@ class LocalStack:
         return (
             f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
             f"/providers/Microsoft.ApiManagement/service/{name}"
+        )
+
+    def storage_account_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Storage/storageAccounts/{self.storage_account}"
         )
 
     def product_env(self) -> dict[str, str]:

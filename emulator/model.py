@@ -77,6 +77,13 @@ class Service:
         identities = (self.identity or {}).get("userAssignedIdentities") or {}
         return {str(v.get("clientId", "")).lower() for v in identities.values() if v}
 
+    def principal_ids(self) -> list[str]:
+        """The object ids of the service's identities, system- and user-assigned."""
+        identity = self.identity or {}
+        ids = [str(identity["principalId"])] if identity.get("principalId") else []
+        users = identity.get("userAssignedIdentities") or {}
+        return ids + [str(v["principalId"]) for v in users.values() if v and v.get("principalId")]
+
     def has_workspace_gateways(self) -> bool:
         return any(link.get("gateways") for link in self.workspace_links)
 

@@ -39,6 +39,20 @@ ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?", re.IGNORECASE)
 # {service}/operationresults/{id}, which Resource Manager authorizes as the action
 # Microsoft.ApiManagement/service/operationresults/read.
 ROUTE_OPERATION = re.compile(_SERVICE + r"/operationresults/(?P<opid>[^/]+)/?", re.IGNORECASE)
+_ACCOUNT = (
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+    r"/providers/Microsoft\.Storage/storageAccounts/(?P<name>[^/]+)"
+)
+ROUTE_ACCOUNT = re.compile(_ACCOUNT + r"/?", re.IGNORECASE)
+ROUTE_BLOB_SERVICE = re.compile(_ACCOUNT + r"/blobServices/default/?", re.IGNORECASE)
+ROUTE_CONTAINER = re.compile(
+    _ACCOUNT + r"/blobServices/default/containers/(?P<container>[^/]+)/?", re.IGNORECASE
+)
+ROUTE_ROLE_ASSIGNMENTS = re.compile(
+    r"(?P<scope>/subscriptions/.+?)/providers/Microsoft\.Authorization/roleAssignments/?",
+    re.IGNORECASE,
+)
+ASSIGNED_TO = re.compile(r"\s*assignedTo\('(?P<principal>[^']*)'\)\s*", re.IGNORECASE)
 CONTROL_PREFIX = "/_emulator/"
 ROUTE_CONTROL_SERVICE = re.compile(r"/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?")
 
@@ -184,6 +198,11 @@ class Handler(BaseHTTPRequestHandler):
                 match["sub"], match["rg"], match["name"]
             )
             return Reply(200, settings)
+        match = ROUTE_ROLE_ASSIGNMENTS.fullmatch(path)
+        if match and self.command == "GET":
+            return self._role_assignments(match["scope"], query.get("$filter"))
+        if self.command == "GET" and "/providers/microsoft.storage/" in path.lower():
+            return self._storage(path)
         match = ROUTE_LRO.fullmatch(path)
         if match and self.command == "POST":
             kind = match["kind"].lower()
@@ -198,6 +217,37 @@ class Handler(BaseHTTPRequestHandler):
         raise EmulatorError(
             404, "NotFound", f"The emulator has no route for {self.command} {path}."
         )
+
+    def _role_assignments(self, scope: str, query_filter: str | None) -> Reply:
+        principal = None
+        if query_filter:
+            match = ASSIGNED_TO.fullmatch(query_filter)
+            if match is None:
+                raise EmulatorError(
+                    400, "InvalidFilter", "The emulator understands only $filter=assignedTo('id')."
+                )
+            principal = match["principal"].lower()
+        return Reply(200, self.emulator.list_role_assignments(scope, principal))
+
+    def _storage(self, path: str) -> Reply:
+        """The backup account's control plane: the account, its blob service, a container."""
+        match = ROUTE_ACCOUNT.fullmatch(path)
+        if match:
+            return Reply(
+                200, self.emulator.get_storage_account(match["sub"], match["rg"], match["name"])
+            )
+        match = ROUTE_BLOB_SERVICE.fullmatch(path)
+        if match:
+            return Reply(
+                200, self.emulator.get_blob_service(match["sub"], match["rg"], match["name"])
+            )
+        match = ROUTE_CONTAINER.fullmatch(path)
+        if match:
+            container = self.emulator.get_container(
+                match["sub"], match["rg"], match["name"], match["container"]
+            )
+            return Reply(200, container)
+        raise EmulatorError(404, "NotFound", f"The emulator has no route for GET {path}.")
 
     def _authenticate(self) -> None:
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
@@ -251,6 +301,14 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, {"status": "cleared"})
         if path == "/_emulator/operations" and method == "GET":
             return Reply(200, {"value": emulator.list_operations()})
+        if path == "/_emulator/role-assignments" and method == "GET":
+            return Reply(200, {"value": emulator.role_assignments})
+        if path == "/_emulator/role-assignments" and method == "PUT":
+            return Reply(200, emulator.set_role_assignments(args))
+        if path == "/_emulator/storage" and method == "GET":
+            return Reply(200, emulator.describe_storage())
+        if path == "/_emulator/storage" and method == "PATCH":
+            return Reply(200, emulator.patch_storage(args))
         match = ROUTE_CONTROL_SERVICE.fullmatch(path)
         if match:
             return self._control_service(match["name"], match["rest"] or "", args)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from emulator.account import StorageAccount, default_role_assignments, role_assignments_arm
 from emulator.model import (
     BACKUP_TIERS,
     JSON,
@@ -188,6 +189,17 @@ class Emulator:
         self.faults: list[Fault] = []
         self.fail_next: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.settings = copy.copy(self.defaults)
+        self.account = StorageAccount(
+            self.store.account_name,
+            str(seed["subscriptionId"]),
+            str(seed["resourceGroup"]),
+            seed.get("storageAccount"),
+        )
+        principals = [p for s in self.services.values() for p in s.principal_ids()]
+        self.role_assignments: list[JSON] = copy.deepcopy(
+            seed.get("roleAssignments")
+            or default_role_assignments(self.account.resource_id, principals)
+        )
 
     # -- clock -----------------------------------------------------------------------
 
@@ -234,6 +246,23 @@ class Emulator:
         with self._lock:
             service = self._service(subscription_id, resource_group, name)
             return {"value": service.diagnostic_settings_arm()}
+
+    def get_storage_account(self, subscription_id: str, resource_group: str, name: str) -> JSON:
+        with self._lock:
+            self.account.require(subscription_id, resource_group, name)
+            return self.account.to_arm()
+
+    def get_blob_service(self, subscription_id: str, resource_group: str, name: str) -> JSON:
+        with self._lock:
+            self.account.require(subscription_id, resource_group, name)
+            return self.account.blob_service_arm()
+
+    def get_container(
+        self, subscription_id: str, resource_group: str, name: str, container: str
+    ) -> JSON:
+        with self._lock:
+            self.account.require(subscription_id, resource_group, name)
+            return self.account.container_arm(container, self.store.container_exists(container))
 
     def start_operation(
         self, kind: str, subscription_id: str, resource_group: str, name: str, body: Any
@@ -494,6 +523,28 @@ class Emulator:
             service = self.find_service(name)
             apply_patch(service, patch)
             return service.describe()
+
+    def list_role_assignments(self, scope: str, principal: str | None) -> JSON:
+        with self._lock:
+            return role_assignments_arm(self.role_assignments, scope, principal)
+
+    def set_role_assignments(self, body: JSON) -> JSON:
+        """Replace every role assignment: ``{"value": [{principalId, roleDefinitionId,
+        scope, condition?}]}``."""
+        with self._lock:
+            value = body.get("value")
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise EmulatorError(400, "InvalidParameters", "'value' must be a list of objects")
+            self.role_assignments = copy.deepcopy(value)
+            return {"value": copy.deepcopy(self.role_assignments)}
+
+    def describe_storage(self) -> JSON:
+        with self._lock:
+            return self.account.describe()
+
+    def patch_storage(self, patch: JSON) -> JSON:
+        with self._lock:
+            return self.account.patch(patch)
 
     def list_operations(self) -> list[JSON]:
         with self._lock:

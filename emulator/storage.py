@@ -24,6 +24,8 @@ class BlobStore(Protocol):
 
     def has_cors_rules(self) -> bool: ...
 
+    def container_exists(self, container: str) -> bool: ...
+
 
 class AzuriteBlobStore:
     """The one storage account the emulator writes backups into."""
@@ -51,3 +53,6 @@ class AzuriteBlobStore:
     def has_cors_rules(self) -> bool:
         properties = self._client.get_service_properties()
         return bool(properties.get("cors"))
+
+    def container_exists(self, container: str) -> bool:
+        return bool(self._client.get_container_client(container).exists())

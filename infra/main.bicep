@@ -246,6 +246,9 @@ param alertEmail string = ''
 @description('Optional. Resource IDs of existing action groups (comma-separated) that also receive every alert.')
 param alertActionGroupIds string = ''
 
+@description('Optional. Deploy the Azure Monitor workbook "APIM backup" (RPO, the last 30 nights, durations and sizes, restore drills, debts, signals) over the app\'s logs; false deploys none.')
+param deployWorkbook bool = true
+
 @minValue(1)
 @maxValue(1000)
 @description('Optional. Flex Consumption scale-out limit for the function app.')
@@ -694,6 +697,19 @@ module alerts 'app/alerts.bicep' = {
     applicationInsightsId: monitoring.outputs.applicationInsightsId
     alertEmail: alertEmail
     extraActionGroupIds: extraActionGroupIds
+  }
+}
+
+module workbook 'app/workbook.bicep' = if (deployWorkbook) {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    nameSuffix: resourceToken
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    rpoHours: rpoHours
   }
 }
 

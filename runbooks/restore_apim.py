@@ -37,6 +37,9 @@ Pipeline CLI (keys and tokens only from the environment, never on the command li
     restore_apim.py backup  [--service NAME] [--wait]
     restore_apim.py restore --backup NAME [--target NAME] [--dry-run] [--wait]
     restore_apim.py status  OPERATION_ID [--wait]
+    restore_apim.py doctor  [--operation OPERATION_ID]   read-only: health answers, a call
+        without a key or token (and, with entra, one with a forged principal header) gets
+        401, an earlier operation's status URL is on the app's own host; 1 on a FAIL
 
     APIM_BACKUP_URL (or --url), APIM_BACKUP_AUTH (or --auth: functionKey | entra);
     functionKey: APIM_BACKUP_KEY (the key of the function called), APIM_BACKUP_STATUS_KEY
@@ -552,6 +555,111 @@ class Client:
         return payload
 
 
+# -- doctor: is a deployed app reachable, and closed to callers without credentials? ----
+
+FORGED_PRINCIPAL = (  # {"claims":[{"typ":"roles","val":"ApimBackup.Restore"}]}, base64
+    "eyJjbGFpbXMiOlt7InR5cCI6InJvbGVzIiwidmFsIjoiQXBpbUJhY2t1cC5SZXN0b3JlIn1dfQ=="
+)
+
+
+def _line(level: str, check: str, what: str, fix: str = "") -> str:
+    return f"{level} {check}: {what}" + (f" — {fix}" if fix else "")
+
+
+def doctor(client: Client, entra: bool, operation_id: str | None) -> list[str]:
+    """Read-only checks of a deployed app, one line each (OK, WARN or FAIL)."""
+    health = f"{client.base_url}/api/health"
+    lines = [_health_line(*client._call("GET", health, for_status=True))]
+    status, _h, _p = http_call("GET", health, {})
+    lines.append(_open_line("a call without a key or token", status, entra))
+    if entra:
+        status, _h, _p = http_call("GET", health, {"X-MS-CLIENT-PRINCIPAL": FORGED_PRINCIPAL})
+        lines.append(_open_line("a forged principal header without a token", status, entra))
+    lines.append(_status_url_line(client, operation_id))
+    return lines
+
+
+def _health_line(status: int, _headers: dict[str, str], payload: Any) -> str:
+    check = "health"
+    if status == 200:
+        return _line("OK", check, "GET /api/health answers 200 Healthy")
+    if status == 503 and isinstance(payload, dict) and payload.get("status") == "Unhealthy":
+        reasons = sorted(
+            {
+                f"{s.get('service')}: {s.get('reason')}"
+                for s in payload.get("services") or []
+                if isinstance(s, dict) and not s.get("healthy")
+            }
+        )
+        return _line(
+            "WARN",
+            check,
+            "the app answers, Unhealthy: " + ("; ".join(reasons) or "stuck operations"),
+            "normal before the first scheduled backups; else see docs/http-api.md, health",
+        )
+    if status in (401, 403):
+        return _line(
+            "FAIL",
+            check,
+            f"HTTP {status}: the app refused this client's credentials",
+            "check APIM_BACKUP_STATUS_KEY (or APIM_BACKUP_KEY): a host key, or a key valid for "
+            "health and get_operation; with entra, the token's audience",
+        )
+    return _line(
+        "FAIL",
+        check,
+        describe_error(status, payload),
+        "check the URL; the app's settings (a 500 ConfigurationError names the setting)",
+    )
+
+
+def _open_line(check: str, status: int, entra: bool) -> str:
+    if status in (401, 403):
+        return _line("OK", check, f"refused with {status}")
+    if status == 0:
+        return _line("WARN", check, "not checked: the app did not answer")
+    if 300 <= status < 400:
+        return _line(
+            "WARN",
+            check,
+            f"answered a redirect ({status}), not 401",
+            "set the app's authentication to answer 401 to unauthenticated calls",
+        )
+    fix = (
+        "the platform does not stand in front: set API_AUTH back to functionKey until "
+        "App Service authentication answers 401 (infra/README.md, Callers without keys)"
+        if entra
+        else "the routes must be authLevel function: check API_AUTH and the deployed code"
+    )
+    return _line("FAIL", check, f"answered {status}: anyone can call the API", fix)
+
+
+def _status_url_line(client: Client, operation_id: str | None) -> str:
+    check = "status URL"
+    if not operation_id:
+        return _line(
+            "WARN",
+            check,
+            "not checked: no operation to look at",
+            "pass --operation <id> of any earlier backup or restore",
+        )
+    if not _OPERATION_ID.match(operation_id):
+        return _line("FAIL", check, f"not an operation id: {operation_id[:80]!r}")
+    status, headers, payload = client._call("GET", client.status_url(operation_id), for_status=True)
+    if status not in (200, 202) or not isinstance(payload, dict):
+        return _line(
+            "FAIL", check, f"GET /api/operations/{operation_id}: " + describe_error(status, payload)
+        )
+    given = headers.get("location") or str(payload.get("statusUrl") or "")
+    try:
+        status_url_for(client.base_url, given)
+    except ClientError as exc:
+        return _line(
+            "FAIL", check, str(exc), "the app must answer status URLs on the host it was called on"
+        )
+    return _line("OK", check, "on the function app's own host")
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return "(not set)"
@@ -627,7 +735,7 @@ def runbook(argv: list[str]) -> dict[str, Any]:
 
 # -- the pipeline CLI ----------------------------------------------------------------------
 
-COMMANDS = ("backup", "restore", "status")
+COMMANDS = ("backup", "restore", "status", "doctor")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -667,6 +775,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="an operation's state")
     p.add_argument("operation_id")
     p.add_argument("--wait", action="store_true", help="follow it to the end")
+    p = sub.add_parser(
+        "doctor", parents=[common], help="check a deployed app (read-only); 1 on a FAIL"
+    )
+    p.add_argument("--operation", help="an earlier operation's id: checks its status URL")
     return parser
 
 
@@ -696,6 +808,10 @@ def cli(argv: list[str]) -> int:
             poll_cap=args.poll_cap,
             timeout_minutes=args.timeout_minutes,
         )
+        if args.command == "doctor":
+            lines = doctor(client, args.auth == "entra", args.operation)
+            print("\n".join(lines))
+            return 1 if any(line.startswith("FAIL ") for line in lines) else 0
         if args.command == "backup":
             result = client.backup(args.service, wait=args.wait)
         elif args.command == "restore":

@@ -6,8 +6,11 @@ app's own timer handlers the way the Functions host does: a scheduled backup of 
 services, housekeeping until both have finished, a dry-run prune (the ledger's third
 job, retention: what would go and why, over tonight's backups and a few older ones the
 demo adds as if earlier nights had made them), then a standby sync that restores
-contoso-apim's newest backup into contoso-standby. The emulator's clock stands in for
-the waiting, so five minutes of APIM work take a moment.
+contoso-apim's newest backup into contoso-standby: the restore drill, whose figures
+(RTO, drift) health then shows; and last the report (``python -m shared report``: one
+self-contained HTML page, docs/report.md) of what the ledger now holds, whose path it
+prints. The emulator's clock stands in for the waiting, so five minutes of APIM work
+take a moment.
 
 Exits 1 unless every operation Succeeded, the dry run proposes exactly the expected
 deletions and deletes nothing, and the standby ends up holding exactly the source's
@@ -23,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
@@ -32,12 +35,13 @@ from azure.storage.blob import BlobServiceClient
 
 import function_app
 from devstack.stack import EmulatorControl, LocalStack
-from shared.__main__ import format_table
+from shared.__main__ import REPORT_FILE, format_table, write_report
 from shared.jobs import backups, operations
 from shared.rules.manifest import manifest_blob_name
 from shared.rules.model import BackupRecord, OperationKind, OperationRecord, Status, Trigger
 from shared.rules.naming import backup_name
-from shared.runtime import get_runtime, set_runtime
+from shared.runtime import Runtime, get_runtime, set_runtime
+from shared.settings import Settings
 
 # Both have a system-assigned identity (the default BACKUP_ACCESS_TYPE) and a tier that
 # can be backed up; fabrikam-apim has only a user-assigned identity in the seed.
@@ -69,6 +73,21 @@ SUCCEEDED = Status.SUCCEEDED.value
 HISTORY_DAYS = (45, 33, 12)
 FAILED_DAYS = 40
 ORPHAN_DAYS = 50
+
+
+class DemoClock:
+    """The product's clock: this machine's, plus the emulator time the demo lets pass,
+    so that the durations the product records (a restore's RTO) are APIM's, not the
+    moment the emulator takes."""
+
+    def __init__(self) -> None:
+        self.skipped = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.skipped
+
+
+CLOCK = DemoClock()
 
 
 def main() -> int:
@@ -106,7 +125,8 @@ def run(stack: LocalStack) -> bool:
         print("\nSkipping retention and standby sync: not every backup succeeded.")
         return False
     retained = show_retention(stack)
-    return sync_standby(control) and retained
+    synced = sync_standby(control)
+    return write_the_report() and synced and retained
 
 
 def configure(stack: LocalStack) -> None:
@@ -123,7 +143,8 @@ def configure(stack: LocalStack) -> None:
             "REQUESTS_CA_BUNDLE": stack.ca_bundle,
         }
     )
-    set_runtime(None)  # the next get_runtime() reads exactly these settings
+    # Exactly these settings, read as the function app reads them, on the demo's clock.
+    set_runtime(Runtime(Settings.from_env(dict(os.environ)), clock=CLOCK))
 
 
 def tick() -> TimerRequest:
@@ -156,6 +177,7 @@ def settle(control: EmulatorControl, read_statuses: Callable[[], dict[str, str]]
     statuses = read_statuses()
     for n in range(1, MAX_TICKS + 1):
         control.advance_clock(TICK_SECONDS)
+        CLOCK.skipped += timedelta(seconds=TICK_SECONDS)
         function_app.housekeeping_timer(tick())
         statuses = read_statuses()
         shown = "   ".join(f"{what} {status:<9}" for what, status in statuses.items())
@@ -310,7 +332,41 @@ def sync_standby(control: EmulatorControl) -> bool:
     print(f"  {STANDBY} after:  {summary(after)}")
     matches = after == control.service_config(STANDBY_SOURCE)
     print(f"standby {STANDBY} now matches {STANDBY_SOURCE}: {'yes' if matches else 'NO'}")
-    return matches and statuses == {f"restore into {STANDBY}": SUCCEEDED}
+    drilled = show_drill()
+    return matches and drilled and statuses == {f"restore into {STANDBY}": SUCCEEDED}
+
+
+def show_drill() -> bool:
+    """GET /api/health through its handler: the standby sync was the restore drill."""
+    response = function_app.health(func.HttpRequest("GET", "http://localhost/api/health", body=b""))
+    body: dict[str, Any] = json.loads(response.get_body())
+    print("\n[5] The restore drill, as GET /api/health (function_app.health) reports it")
+    ok = bool(body.get("drills"))
+    for drill in body.get("drills", []):
+        last = drill["lastDrill"]
+        if last is None:
+            print(f"  {drill['service']} => {drill['target']}: no drill yet")
+            ok = False
+            continue
+        print(
+            f"  {drill['service']} => {drill['target']}: {last['status']}, "
+            f"RTO {last['durationSeconds']:g}s (restore of {last['backupName']}), "
+            f"{last['driftCount']} setting(s) drifted, completed {last['completedAt']}"
+        )
+        ok = ok and last["status"] == SUCCEEDED
+    warnings = body["warnings"]["drills"]
+    print(f"  drill warnings (DRILL_WARNING_DAYS): {len(warnings)}")
+    return ok and not warnings
+
+
+def write_the_report() -> bool:
+    """``python -m shared report``: the ledger as one HTML page, with every service in it."""
+    print("\n[5] The report: python -m shared report")
+    path = write_report(get_runtime(), REPORT_FILE)
+    page = path.read_text(encoding="utf-8")
+    listed = all(f'data-service="{service}"' in page for service in SOURCES)
+    print(f"  {path}  ({len(page):,} bytes; open it in a browser, it loads nothing)")
+    return listed
 
 
 def restores() -> list[OperationRecord]:

@@ -7,6 +7,8 @@
     python -m shared show BACKUP          (the ledger row and the settings manifest)
     python -m shared housekeeping
     python -m shared prune [--dry-run]
+    python -m shared doctor [--storage-account-id ID] [--no-write]   (can this setup back up?)
+    python -m shared report [--out FILE]  (one self-contained HTML page; prints its path)
 
 Settings come from the environment; ``local.settings.json`` (its ``Values``) fills in
 what the environment does not set, as ``func start`` would.
@@ -26,13 +28,16 @@ from typing import Any, TextIO
 
 from azure.core.exceptions import AzureError
 
-from shared.jobs import backups, housekeeping, operations, restores
+from shared.jobs import backups, doctor, housekeeping, operations, report, restores
+from shared.rules import doctor as rules_doctor
 from shared.rules import errors
 from shared.rules.model import BackupRecord, OperationRecord, Trigger
+from shared.rules.naming import storage_account_ref
 from shared.runtime import Runtime, get_runtime
 from shared.settings.parse import ConfigError
 
 LOCAL_SETTINGS = Path("local.settings.json")
+REPORT_FILE = Path("apim-backup-report.html")
 
 
 def load_local_settings(path: Path = LOCAL_SETTINGS) -> None:
@@ -110,6 +115,15 @@ def print_drift(operation: OperationRecord, file: TextIO | None = None) -> None:
         print(f"    {item['action']}", file=out)
 
 
+def write_report(runtime: Runtime, out: Path) -> Path:
+    """Write the report to ``out`` (replacing it whole: a reader never sees half a page)."""
+    page = report.html(runtime)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(out)
+    return out.resolve()
+
+
 def _exit_code(operation: OperationRecord) -> int:
     return 0 if operation.status.value == "Succeeded" or operation.is_running else 1
 
@@ -119,6 +133,22 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
+
+
+def _add_doctor(sub: Any) -> None:
+    p = sub.add_parser(
+        "doctor", help="check the deployment, service by service (read-only); 1 on a FAIL"
+    )
+    p.add_argument(
+        "--storage-account-id",
+        help="the backup account's resource ID: adds its firewall, versioning, soft delete "
+        "and immutability policy (read through Resource Manager)",
+    )
+    p.add_argument(
+        "--no-write",
+        action="store_true",
+        help="write no probe entity: the table write checks are skipped (WARN)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("housekeeping", help="settle running operations, then prune")
     p = sub.add_parser("prune", help="prune expired and old backups")
     p.add_argument("--dry-run", action="store_true")
+    _add_doctor(sub)
+    p = sub.add_parser("report", help="write the report: one self-contained HTML file")
+    p.add_argument("--out", type=Path, default=REPORT_FILE, help=f"default: {REPORT_FILE}")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -174,6 +207,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
+
+
+def run_doctor(
+    runtime: Runtime, storage_account_id: str | None, *, write_probes: bool = True
+) -> int:
+    """Print one line per check (OK, WARN or FAIL, and the fix); 1 when any failed."""
+    if storage_account_id is not None:
+        try:
+            storage_account_ref(storage_account_id, runtime.settings.storage_account)
+        except ValueError as exc:
+            print(f"error: --storage-account-id: {exc}", file=sys.stderr)
+            return 2
+    findings = doctor.run(runtime, storage_account_id, write_probes=write_probes)
+    for finding in findings:
+        print(finding.line())
+    failed = sum(f.level is rules_doctor.Level.FAIL for f in findings)
+    warned = sum(f.level is rules_doctor.Level.WARN for f in findings)
+    print(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
+    return rules_doctor.exit_code(findings)
 
 
 def _run(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -214,8 +266,17 @@ def _run(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.command == "housekeeping":
         print(housekeeping.run(runtime).summary())
         return 0
+    if args.command == "doctor":
+        return run_doctor(runtime, args.storage_account_id, write_probes=not args.no_write)
     if args.command == "prune":
         _print_json(housekeeping.prune_now(runtime, dry_run=args.dry_run))
+        return 0
+    if args.command == "report":
+        try:
+            print(write_report(runtime, args.out))
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         return 0
     raise AssertionError(args.command)
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from shared.adapters.apim import Apim
     from shared.adapters.blobs import BackupBlobs
     from shared.adapters.clients import Clients
-    from shared.adapters.ledger import BackupLedger, OperationStore
+    from shared.adapters.ledger import BackupLedger
+    from shared.adapters.operations import OperationStore
 
 Clock = Callable[[], datetime]
 
@@ -73,7 +74,8 @@ class Runtime:
 
     @cached_property
     def operations(self) -> OperationStore:
-        from shared.adapters.ledger import OperationStore, ensure_table
+        from shared.adapters.ledger import ensure_table
+        from shared.adapters.operations import OperationStore
 
         table = self.clients.table(self.settings.operations_table)
         ensure_table(table)

@@ -25,6 +25,7 @@ class Signal(StrEnum):
     SCHEDULE_OWED = "ScheduleOwed"  # service, since, attempts, lastError (owed past its grace)
     RPO_BREACHED = "RpoBreached"  # service, newestBackup, ageHours, rpoHours
     OPERATION_URL_REJECTED = "OperationUrlRejected"  # service, operationId, reason
+    HOUSEKEEPING_STEP_FAILED = "HousekeepingStepFailed"  # step, error (the exception's class)
 
 
 FIELDS: dict[Signal, frozenset[str]] = {
@@ -35,7 +36,12 @@ FIELDS: dict[Signal, frozenset[str]] = {
     Signal.SCHEDULE_OWED: frozenset({"service", "since", "attempts", "lastError"}),
     Signal.RPO_BREACHED: frozenset({"service", "newestBackup", "ageHours", "rpoHours"}),
     Signal.OPERATION_URL_REJECTED: frozenset({"service", "operationId", "reason"}),
+    Signal.HOUSEKEEPING_STEP_FAILED: frozenset({"step", "error"}),
 }
+
+# Signals about the app as a whole, not one service: they carry no ``service`` (an alert
+# split by service fires once for them, with the dimension empty). Every other has one.
+APP_WIDE: frozenset[Signal] = frozenset({Signal.HOUSEKEEPING_STEP_FAILED})
 
 # A debt is a warning (housekeeping is on it); every other signal is an error.
 _LEVELS = {Signal.SCHEDULE_OWED: logging.WARNING}

@@ -27,7 +27,8 @@ param alertEmail string = ''
 @description('Optional. Resource IDs of existing action groups that also receive every alert (Teams, webhooks, ITSM, SMS...).')
 param extraActionGroupIds array = []
 
-// Severity: 0 critical, 1 error, 2 warning. Every signal carries `service`.
+// Severity: 0 critical, 1 error, 2 warning. Every signal but HousekeepingStepFailed
+// carries `service`; that one fires once for the app (its service dimension is empty).
 var signals = [
   {
     name: 'BackupFailed'
@@ -53,6 +54,11 @@ var signals = [
     name: 'OperationUrlRejected'
     severity: 0
     summary: 'A recorded operation URL failed validation: the operations table may have been tampered with.'
+  }
+  {
+    name: 'HousekeepingStepFailed'
+    severity: 1
+    summary: 'A step of housekeeping (settle, stranded, catch-up, prune, history, rpo) failed; the other steps ran.'
   }
 ]
 

@@ -118,6 +118,11 @@ param maxParallel int = 8
 @description('Optional. CERT_WARNING_DAYS.')
 param certWarningDays int = 30
 
+@description('Optional. DRILL_WARNING_DAYS.')
+@minValue(1)
+@maxValue(365)
+param drillWarningDays int = 7
+
 // --- callers without keys (API_AUTH) ---
 
 @allowed([
@@ -275,6 +280,7 @@ var productSettings = {
   LEDGER_HISTORY_DAYS: string(ledgerHistoryDays)
   MAX_PARALLEL: string(maxParallel)
   CERT_WARNING_DAYS: string(certWarningDays)
+  DRILL_WARNING_DAYS: string(drillWarningDays)
   // environment().resourceManager ends with a slash; the product expects none.
   ARM_ENDPOINT: endsWith(armEndpoint, '/') ? substring(armEndpoint, 0, length(armEndpoint) - 1) : armEndpoint
   ARM_CREDENTIAL: 'managedidentity'

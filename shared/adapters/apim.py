@@ -61,6 +61,11 @@ class Apim:
 
     def describe(self, service: ServiceId) -> ServiceInfo:
         """Tier, state and workspace gateways: what the pre-checks need, in two GETs."""
+        return self.inspect(service)[0]
+
+    def inspect(self, service: ServiceId) -> tuple[ServiceInfo, dict[str, Any] | None]:
+        """describe(), and the service's managed identities as Resource Manager answers
+        them (``identity``: type, principalId, userAssignedIdentities): the doctor's read."""
         resource, raw = self._read_service(service)
         gateways = self._arm_call(
             service,
@@ -71,12 +76,14 @@ class Apim:
                 )
             ),
         )
-        return ServiceInfo(
+        info = ServiceInfo(
             sku=str(resource.sku.name),
             provisioning_state=str(resource.provisioning_state or ""),
             has_workspace_gateways=gateways,
             settings=service_settings(raw),
         )
+        identity = raw.get("identity") if isinstance(raw, dict) else None
+        return info, identity if isinstance(identity, dict) else None
 
     def settings_of(self, service: ServiceId) -> dict[str, Any]:
         """The service's manifest settings (allow-listed), in one GET."""

@@ -8,7 +8,6 @@ the same table: the only code that writes these rows. What they mean is
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from shared.rules.model import utc
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-    from shared.adapters.ledger import OperationStore
+    from shared.adapters.operations import OperationStore
 
 # The SDK (azure.core, azure.data.tables) is imported inside each method that needs it:
 # importing the function app must not load it (a lighter cold start).
@@ -75,16 +74,9 @@ class DebtStore:
 
     def delete(self, debt: Debt) -> None:
         """Delete the row if unchanged since read; one already gone or changed stays so."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from shared.adapters.ledger import delete_unchanged
 
-        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
-            self.table.delete_entity(
-                Debt.PARTITION,
-                debt.service,
-                etag=debt.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
+        delete_unchanged(self.table, Debt.PARTITION, debt.service, debt.etag)
 
     # The scheduled run's mark ---------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.ledger import OperationStore
+from shared.adapters.operations import OperationStore
 from shared.adapters.transactions import Deletions, RowDelete, delete_rows
 from shared.rules.model import OperationRecord, Status, utc
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from shared import signals
 from shared.jobs import debts
 from shared.jobs.backups import start_backup
+from shared.parallel import run_each
 from shared.rules import errors, ncrontab
 from shared.rules.debts import Debt, backoff
 from shared.rules.model import BackupRecord, Status, Trigger, iso
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 # paid: two hours covers a deployment that holds the service at 02:00 and a throttled
 # hour, and leaves most of the day to act before the RPO (26 h by default) is broken.
 OWED_GRACE = timedelta(hours=2)
+# No catch-up start begins later than this into the pass: with each start allowed 60 s of
+# throttle waits (shared.rules.arm), MAX_PARALLEL at once, the pass ends within about 5
+# minutes, leaving the rest of the function's 10-minute timeout (host.json) to pruning,
+# history and the RPO check. What is left is tried on the next tick.
+CATCH_UP_BUDGET = timedelta(minutes=4)
 # How long after its time a scheduled run may take to leave its mark before
 # housekeeping counts it as missed.
 TICK_SLACK = timedelta(minutes=10)
@@ -36,22 +42,30 @@ TICK_SLACK = timedelta(minutes=10)
 @dataclass(frozen=True)
 class CatchUp:
     service: str
-    outcome: str  # "paid", "started", "failed", "waiting", "running"
+    outcome: str  # "paid", "started", "failed", "waiting", "running", "deferred"
     detail: str = ""
 
 
-def catch_up(runtime: Runtime) -> list[CatchUp]:
-    """Start owed backups whose next attempt is due; settle debts that are paid."""
+def catch_up(runtime: Runtime, budget: timedelta = CATCH_UP_BUDGET) -> list[CatchUp]:
+    """Start owed backups whose next attempt is due, MAX_PARALLEL at once, as the
+    scheduled tick does; settle debts that are paid. No start begins once ``budget`` has
+    passed since the pass began: those debts are ``deferred`` to the next tick."""
     owed = debts.owed(runtime)
     _infer_missed_run(runtime, owed)
-    results: list[CatchUp] = []
-    for debt in owed.values():
+    deadline = runtime.clock() + budget
+
+    def one(debt: Debt) -> CatchUp:
+        if runtime.clock() >= deadline:
+            log.warning("Catch-up of %s deferred: the pass's time budget is spent", debt.service)
+            _signal_if_late(debt, runtime.clock())
+            return CatchUp(debt.service, "deferred", "the catch-up pass's time budget is spent")
         try:
-            results.append(_catch_up_one(runtime, debt))
+            return _catch_up_one(runtime, debt)
         except Exception as exc:
             log.exception("Catch-up of %s failed", debt.service)
-            results.append(CatchUp(debt.service, "failed", type(exc).__name__))
-    return results
+            return CatchUp(debt.service, "failed", type(exc).__name__)
+
+    return run_each(list(owed.values()), one, runtime.settings.max_parallel, "catch-up")
 
 
 def _infer_missed_run(runtime: Runtime, owed: dict[str, Debt]) -> None:
@@ -74,10 +88,11 @@ def _infer_missed_run(runtime: Runtime, owed: dict[str, Debt]) -> None:
         return
     if mark.covered is not None and mark.covered >= due:
         return
-    ran = mark.ran_at >= due
+    # A tick the host fired a few milliseconds early (01:59:59.996) is this run.
+    ran = ncrontab.is_of_run(mark.ran_at, due)
     all_covered = True
     for service in runtime.settings.apim_services:
-        rows = list(runtime.ledger.since(service.key, due))
+        rows = list(runtime.ledger.since(service.key, ncrontab.run_began(due)))
         if any(r.status is Status.SUCCEEDED for r in rows):
             continue
         all_covered = False

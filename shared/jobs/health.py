@@ -14,13 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import signals
-from shared.jobs import debts
-from shared.jobs.backups import find_newest_restorable
+from shared.adapters.seen import FirstSeenStore
+from shared.jobs import debts, drills
 from shared.jobs.operations import LOCK_GRACE
 from shared.parallel import run_each
 from shared.rules import manifest
-from shared.rules.model import BACKUP_LIFETIME, BackupRecord, newest, newest_restorable
+from shared.rules.drills import drill_warning, pair_key
+from shared.rules.model import BACKUP_LIFETIME, BackupRecord, iso, newest, newest_restorable
 from shared.rules.naming import ServiceId
+from shared.rules.rpo import RpoState, judge_rpo
 from shared.runtime import Runtime
 
 
@@ -40,7 +42,11 @@ def report(runtime: Runtime) -> Health:
         services, lambda s: _recent(runtime, s.key, now), runtime.settings.max_parallel, "health"
     )
     stuck = _stuck_operations(runtime, now)
-    reports = [_service_health(s, rows, now, rpo) for s, rows in zip(services, recent, strict=True)]
+    seen = _first_seen_if_needed(runtime, recent, now)
+    reports = [
+        _service_health(s, rows, seen.get(s.key), now, rpo)
+        for s, rows in zip(services, recent, strict=True)
+    ]
     _add_missed_schedules(runtime, services, reports)
     healthy = all(r["healthy"] for r in reports) and not stuck
     certificates = [
@@ -48,14 +54,47 @@ def report(runtime: Runtime) -> Health:
         for service, rows in zip(services, recent, strict=True)
         for warning in _certificate_warnings(service, rows, now, runtime.settings.cert_warning_days)
     ]
+    drilled = _drills(runtime, now)
     body = {
         "status": "Healthy" if healthy else "Unhealthy",
         "rpoHours": runtime.settings.rpo_hours,
         "services": reports,
         "stuckOperations": stuck,
-        "warnings": {"certificates": certificates},
+        "drills": drilled,
+        "warnings": {
+            "certificates": certificates,
+            "drills": [
+                {"service": d["service"], "target": d["target"], "reason": d["warning"]}
+                for d in drilled
+                if d["warning"]
+            ],
+        },
     }
     return Health(healthy, body)
+
+
+def _drills(runtime: Runtime, now: datetime) -> list[dict[str, Any]]:
+    """Each standby pair's last restore drill (shared.rules.drills), and a warning when
+    none has succeeded within DRILL_WARNING_DAYS. One query of the drills' rows (none
+    without STANDBY_PAIRS), and the first-seen marks only for a pair never drilled."""
+    pairs = runtime.settings.standby_pairs
+    if not pairs:
+        return []
+    last = drills.store(runtime).all()
+    keyed = [(s.key, t.key, last.get(pair_key(s.key, t.key))) for s, t in pairs]
+    never = any(d is None or d.last_succeeded_at is None for _s, _t, d in keyed)
+    seen = FirstSeenStore(runtime.operations.table).all() if never else {}
+    days = runtime.settings.drill_warning_days
+    return [
+        {
+            "service": source,
+            "target": target,
+            "lastDrill": None if drill is None else drill.to_api(),
+            "lastSucceededAt": iso(drill.last_succeeded_at) if drill else None,
+            "warning": drill_warning(now, drill, seen.get(source), days),
+        }
+        for source, target, drill in keyed
+    ]
 
 
 def _add_missed_schedules(
@@ -74,6 +113,16 @@ def _add_missed_schedules(
             entry["reason"] = entry["reason"] or (
                 f"scheduled backup owed since {entry['missedSchedule']['since']}"
             )
+
+
+def _first_seen_if_needed(
+    runtime: Runtime, recent: Sequence[list[BackupRecord]], now: datetime
+) -> dict[str, datetime]:
+    """The first-seen marks, read only when some service has no restorable backup (the
+    only verdict they change): a healthy product's probe costs no more for them."""
+    if all(newest_restorable(rows, now) for rows in recent):
+        return {}
+    return FirstSeenStore(runtime.operations.table).all()
 
 
 def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:
@@ -96,27 +145,32 @@ def _certificate_warnings(
 
 
 def _service_health(
-    service: ServiceId, recent: list[BackupRecord], now: datetime, rpo: timedelta
+    service: ServiceId,
+    recent: list[BackupRecord],
+    first_seen: datetime | None,
+    now: datetime,
+    rpo: timedelta,
 ) -> dict[str, Any]:
-    found = newest_restorable(recent, now)
-    if found is None:
-        return {
-            "service": service.name,
-            "healthy": False,
-            "newestBackup": None,
-            "ageHours": None,
-            "reason": "no restorable backup",
-        }
-    age = now - found.created_at
-    healthy = age <= rpo
+    """The service's RPO verdict (shared.rules.rpo): a service with no backup yet whose
+    first is not late is ``pending``, and healthy."""
+    verdict = judge_rpo(now, recent, first_seen, rpo)
+    healthy = verdict.state is not RpoState.BREACHED
+    if verdict.state is RpoState.BREACHED:
+        reason: str | None = (
+            "no restorable backup"
+            if verdict.newest is None
+            else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours"
+        )
+    else:
+        reason = None
     return {
         "service": service.name,
         "healthy": healthy,
-        "newestBackup": found.backup_name,
-        "ageHours": round(age.total_seconds() / 3600, 2),
-        "reason": None
-        if healthy
-        else f"newest restorable backup is older than {rpo.total_seconds() / 3600:g} hours",
+        "rpo": verdict.state.value,
+        "newestBackup": verdict.newest.backup_name if verdict.newest else None,
+        "ageHours": verdict.age_hours,
+        "firstBackupDueBy": iso(verdict.first_backup_due),
+        "reason": reason,
     }
 
 
@@ -144,26 +198,41 @@ class RpoBreach:
     age_hours: float | None
 
 
+def _first_appearance(runtime: Runtime, service: str, now: datetime) -> datetime:
+    """When a service without a mark first appeared: its oldest ledger row of any age
+    (RowKeys sort by time, so the partition's first row; one request, once per service
+    ever), else now. A deployment from before the marks is not new again."""
+    oldest = next(iter(runtime.ledger.records(service=service)), None)
+    return now if oldest is None else min(now, oldest.created_at)
+
+
 def check_rpo(runtime: Runtime) -> list[RpoBreach]:
     """Every service's newest restorable backup against RPO_HOURS; one RpoBreached signal
     per breached service per call (housekeeping calls it every tick, so a stateful alert
-    stays fired while the breach lasts and resolves once it ends)."""
+    stays fired while the breach lasts and resolves once it ends). A service with no
+    backup yet is pending, not breached, until RPO_HOURS after it first appeared
+    (shared.rules.rpo); the first call that sees a service marks when."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)
+    store = FirstSeenStore(runtime.operations.table)
+    seen = store.all()
     breaches: list[RpoBreach] = []
     for service in runtime.settings.apim_services:
-        found = find_newest_restorable(runtime, service.key, now)
-        age = None if found is None else now - found.created_at
-        if age is not None and age <= rpo:
+        first_seen = seen.get(service.key)
+        if first_seen is None:
+            first_seen = _first_appearance(runtime, service.key, now)
+            store.note(service.key, first_seen)
+        verdict = judge_rpo(now, _recent(runtime, service.key, now), first_seen, rpo)
+        if verdict.state is not RpoState.BREACHED:
             continue
-        hours = None if age is None else round(age.total_seconds() / 3600, 2)
-        breach = RpoBreach(service.key, found.backup_name if found else None, hours)
+        newest_backup = verdict.newest.backup_name if verdict.newest else None
+        breach = RpoBreach(service.key, newest_backup, verdict.age_hours)
         breaches.append(breach)
         signals.emit(
             signals.Signal.RPO_BREACHED,
             service=service.key,
             newestBackup=breach.newest_backup,
-            ageHours=hours,
+            ageHours=breach.age_hours,
             rpoHours=runtime.settings.rpo_hours,
         )
     return breaches

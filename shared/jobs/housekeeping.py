@@ -1,11 +1,13 @@
 """Housekeeping: settle running operations (one status request each, MAX_PARALLEL at
-once), then prune, then (once a day) delete ledger history older than
-LEDGER_HISTORY_DAYS. An idle tick costs the same whatever the ledger's history."""
+once) and stranded ledger rows, catch up owed backups, prune, (once a day) delete ledger
+history older than LEDGER_HISTORY_DAYS, and check the RPO. Each step fails alone: a
+refused blob listing never silences the RPO alarm. An idle tick costs the same whatever
+the ledger's history."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -27,6 +29,8 @@ class Report:
     history_deleted: int = 0
     catch_up: list[catchup.CatchUp] = field(default_factory=list)
     rpo_breaches: list[health.RpoBreach] = field(default_factory=list)
+    failed_steps: list[str] = field(default_factory=list)
+    unreadable_operations: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         ended = ", ".join(
@@ -37,28 +41,60 @@ class Report:
             f"{len(self.settled)} operation(s) ended{': ' + ended if ended else ''}; "
             f"{len(self.stranded)} stranded ledger row(s) settled; {pruned} backup(s) pruned; "
             f"{self.history_deleted} history row(s) deleted; "
-            f"{sum(c.outcome == 'started' for c in self.catch_up)} owed backup(s) started; "
+            f"{sum(c.outcome == 'started' for c in self.catch_up)} owed backup(s) started"
+            f"{self._deferred()}; "
             f"{len(self.rpo_breaches)} RPO breach(es)"
+            + (
+                f"; {len(self.unreadable_operations)} unreadable operation row(s) skipped"
+                if self.unreadable_operations
+                else ""
+            )
+            + (
+                f"; {len(self.failed_steps)} step(s) failed: {', '.join(self.failed_steps)}"
+                if self.failed_steps
+                else ""
+            )
         )
+
+    def _deferred(self) -> str:
+        deferred = sum(c.outcome == "deferred" for c in self.catch_up)
+        return f" ({deferred} deferred: the pass's budget was spent)" if deferred else ""
 
 
 def run(runtime: Runtime) -> Report:
+    """Every step, each failing alone: a step that raises is logged and signalled
+    (HousekeepingStepFailed) and the next one runs; the RPO check, last, always does."""
     from shared.jobs import history  # on first use: a lighter cold start for the HTTP routes
 
-    polled = poll_running(runtime)
-    report = Report(settled=[op for op in polled if not op.is_running])
-    report.stranded = settle_stranded_rows(runtime, {op.operation_id: op for op in polled})
-    report.catch_up = catchup.catch_up(runtime)
-    still = [op for op in polled if op.is_running]
-    report.prune = prune_now(runtime, dry_run=False, running=still)
-    try:
-        deleted = history.delete_old_rows(runtime)
-    except Exception:
-        log.exception("Deleting ledger history failed; the next tick tries again")
-        deleted = None
+    report = Report()
+    polled: list[OperationRecord] | None = _step(report, "settle", lambda: poll_running(runtime))
+    if polled is not None:  # (the operations table answered)
+        report.unreadable_operations = sorted(runtime.operations.unreadable)
+    report.settled = [op for op in polled or [] if not op.is_running]
+    by_id = {op.operation_id: op for op in polled or []}
+    report.stranded = _step(report, "stranded", lambda: settle_stranded_rows(runtime, by_id)) or []
+    report.catch_up = _step(report, "catch-up", lambda: catchup.catch_up(runtime)) or []
+    # Unpolled (the step failed): pruning reads the running restores itself.
+    still = None if polled is None else [op for op in polled if op.is_running]
+    prune = _step(report, "prune", lambda: prune_now(runtime, dry_run=False, running=still))
+    report.prune = prune or {}
+    deleted = _step(report, "history", lambda: history.delete_old_rows(runtime))
     report.history_deleted = len(deleted.deleted) if deleted else 0
-    report.rpo_breaches = health.check_rpo(runtime)
+    report.rpo_breaches = _step(report, "rpo", lambda: health.check_rpo(runtime)) or []
     return report
+
+
+def _step[T](report: Report, name: str, work: Callable[[], T]) -> T | None:
+    """``work()``, or None when it raised: logged, signalled (the step's name and the
+    exception's class: never its message, which may quote a URL or a setting) and noted
+    in the report."""
+    try:
+        return work()
+    except Exception as exc:
+        log.exception("Housekeeping step %s failed; the next steps run all the same", name)
+        report.failed_steps.append(name)
+        signals.emit(signals.Signal.HOUSEKEEPING_STEP_FAILED, step=name, error=type(exc).__name__)
+        return None
 
 
 def settle_stranded_rows(

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from shared import signals
 from shared.adapters.ledger import Conflict
-from shared.jobs import debts
+from shared.jobs import debts, drills, outcomes
 from shared.jobs.drift import restore_drift
 from shared.parallel import run_each
 from shared.rules import errors
@@ -136,6 +136,7 @@ def launch(
         )
         runtime.operations.save(failed)
         signal_failure(failed)  # before the lock: a crash there must not lose it
+        record_ended(runtime, failed, code=exc.code)
         release_lock(runtime, operation)
         raise
     return runtime.operations.save(
@@ -157,6 +158,15 @@ def signal_failure(operation: OperationRecord) -> None:
         )
     else:
         signals.emit(signals.Signal.BACKUP_FAILED, **common)
+
+
+def record_ended(
+    runtime: Runtime, operation: OperationRecord, size: int | None = None, code: str | None = None
+) -> None:
+    """Once per stored verdict: its outcome record, and for a standby sync's restore,
+    its pair's last drill. Neither raises."""
+    outcomes.emit(operation, size, code)
+    drills.record(runtime, operation)
 
 
 @dataclass(frozen=True)
@@ -279,6 +289,7 @@ def _follow_verdict(
         )
     if settled.status is Status.FAILED:
         signal_failure(settled)
+    record_ended(runtime, settled, size)
     settle_ledger_row(runtime, settled, size)
     release_lock(runtime, settled)
     log.info(

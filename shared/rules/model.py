@@ -231,6 +231,14 @@ class OperationRecord:
     def is_running(self) -> bool:
         return self.status is Status.RUNNING
 
+    @property
+    def duration_seconds(self) -> float | None:
+        """How long the operation took, from its row's times (one decimal); None while
+        it runs. A restore's is the RTO it measured."""
+        if self.completed_at is None:
+            return None
+        return round((self.completed_at - self.created_at).total_seconds(), 1)
+
     def with_changes(self, **changes: Any) -> OperationRecord:
         return replace(self, **changes)
 
@@ -295,6 +303,7 @@ class OperationRecord:
             "statusUrl": status_url,
             "createdAt": iso(self.created_at),
             "completedAt": iso(self.completed_at),
+            "durationSeconds": self.duration_seconds,
         }
         if self.kind is OperationKind.RESTORE:
             body["sourceService"] = self.source_service

@@ -102,3 +102,36 @@ def find_service(services: Sequence[ServiceId], name_or_id: str) -> ServiceId | 
         if wanted in (service.name.lower(), service.resource_id.lower()):
             return service
     return None
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    subscription_id: str
+    resource_group: str
+    name: str
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Storage/storageAccounts/{self.name}"
+        )
+
+
+def storage_account_ref(text: str, account: str) -> AccountRef:
+    """The backup account's resource ID (``--storage-account-id``), checked to name the
+    account BACKUP_STORAGE_ACCOUNT names. ValueError says what is wrong."""
+    parts = text.strip().strip("/").split("/")
+    shape = ["subscriptions", None, "resourcegroups", None, "providers", None, None, None]
+    if len(parts) != len(shape) or any(
+        want is not None and part.lower() != want for part, want in zip(parts, shape, strict=True)
+    ):
+        raise ValueError(
+            "expected /subscriptions/<id>/resourceGroups/<rg>/providers/"
+            "Microsoft.Storage/storageAccounts/<name>"
+        )
+    if f"{parts[5]}/{parts[6]}".lower() != "microsoft.storage/storageaccounts":
+        raise ValueError(f"{parts[5]}/{parts[6]} is not Microsoft.Storage/storageAccounts")
+    if parts[7].lower() != account.lower():
+        raise ValueError(f"it names account {parts[7]}, but BACKUP_STORAGE_ACCOUNT is {account}")
+    return AccountRef(parts[1], parts[3], parts[7])

@@ -20,6 +20,10 @@ _MONTHS = {m: i + 1 for i, m in enumerate(_MONTH_NAMES)}
 _DAYS = {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
 # How far back to look: a yearly schedule still has a previous run.
 LOOKBACK_DAYS = 366 * 4 + 1
+# The Functions host fires a timer a little early at times: ...01:59:59.996 for 02:00
+# (azure-functions-host #7398, #8254), 0.13 s (azure-webjobs-sdk-extensions #132), 5 s
+# (#30). Whatever a tick this close before a firing time did belongs to that run.
+EARLY_FIRE_TOLERANCE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -124,3 +128,16 @@ def previous_run(expression: str | Schedule, now: datetime) -> datetime | None:
                     if moment <= now:
                         return moment
     return None
+
+
+def run_began(due: datetime, tolerance: timedelta = EARLY_FIRE_TOLERANCE) -> datetime:
+    """The earliest moment that belongs to the run due at ``due``: a tick the host fired
+    up to ``tolerance`` early is that run, with its mark and the backups it named by its
+    own clock (``...T015959Z`` for 02:00)."""
+    return due - tolerance
+
+
+def is_of_run(moment: datetime, due: datetime, tolerance: timedelta = EARLY_FIRE_TOLERANCE) -> bool:
+    """Whether ``moment`` (a tick's mark, a backup's time) is at or after the start of
+    the run due at ``due``, early fires tolerated."""
+    return moment >= run_began(due, tolerance)

@@ -45,11 +45,16 @@ SETTING_NAMES: tuple[str, ...] = (
     "LEDGER_HISTORY_DAYS",
     "MAX_PARALLEL",
     "CERT_WARNING_DAYS",
+    "DRILL_WARNING_DAYS",
     "ARM_ENDPOINT",
     "ARM_CREDENTIAL",
     "AZURE_CLIENT_ID",
     "API_AUTH",
 )
+
+# Platform settings read only to be refused when set (docs/settings.md): the timers must
+# run in UTC. Not app settings of the product, so not in SETTING_NAMES.
+REFUSED_SETTINGS: tuple[str, ...] = ("WEBSITE_TIME_ZONE", "TZ")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class Settings:
     ledger_history_days: int
     max_parallel: int
     cert_warning_days: int
+    drill_warning_days: int
     arm_endpoint: str
     arm_credential: ArmCredentialKind
     azure_client_id: str | None
@@ -108,6 +114,7 @@ def _read(env: Mapping[str, str]) -> Settings:
     """Every setting, in the order of the checks: services, where backups go and how
     APIM reaches them, tables, Resource Manager, storage, then schedules and limits."""
     services, targets = _services(env)
+    parse.utc_timers(env)
     account = parse.storage_account(env)
     container = parse.container(env, default="apim-backups")
     access, identity_client_id, storage_key = parse.backup_access(env)
@@ -149,6 +156,8 @@ def _read(env: Mapping[str, str]) -> Settings:
         # without a burst that invites 429s. One Flex instance's worker has the threads.
         max_parallel=parse.whole_number(env, "MAX_PARALLEL", 8, 1, 64),
         cert_warning_days=parse.whole_number(env, "CERT_WARNING_DAYS", 30, 1, 365),
+        # 7: a nightly standby sync has a week to succeed once before health warns.
+        drill_warning_days=parse.whole_number(env, "DRILL_WARNING_DAYS", 7, 1, 365),
         arm_endpoint=arm_endpoint,
         arm_credential=arm_credential,
         azure_client_id=parse.text(env, "AZURE_CLIENT_ID"),

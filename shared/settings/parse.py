@@ -166,6 +166,29 @@ def schedule(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+# TZ values that mean UTC. Anything else would move the timers off UTC where a plan
+# honours it (Linux Premium, Dedicated) and break the missed-run inference, which reads
+# BACKUP_SCHEDULE in UTC; Linux Consumption and Flex do not support either setting.
+_UTC_TZ = frozenset({"UTC", "Etc/UTC", ":UTC", "UTC0", ":Etc/UTC"})
+
+
+def utc_timers(env: Mapping[str, str]) -> None:
+    """ConfigError unless the timers run in UTC: WEBSITE_TIME_ZONE unset, TZ unset or UTC."""
+    if text(env, "WEBSITE_TIME_ZONE") is not None:
+        raise ConfigError(
+            "WEBSITE_TIME_ZONE",
+            "the schedules are read in UTC (missed runs are found by BACKUP_SCHEDULE's "
+            "UTC firing times); remove it and write the schedules in UTC",
+        )
+    tz = text(env, "TZ")
+    if tz is not None and tz not in _UTC_TZ:
+        raise ConfigError(
+            "TZ",
+            f"expected UTC or unset: the schedules are read in UTC; remove it (or set UTC) "
+            f"and write the schedules in UTC, got {tz!r}",
+        )
+
+
 def endpoint(env: Mapping[str, str], name: str, default: str) -> str:
     value = (text(env, name) or default).rstrip("/")
     parts = urlsplit(value)

@@ -84,6 +84,8 @@ def test_service_lists_accept_commas_semicolons_and_whitespace():
         ({"MAX_PARALLEL": "0"}, "MAX_PARALLEL"),
         ({"MAX_PARALLEL": "many"}, "MAX_PARALLEL"),
         ({"CERT_WARNING_DAYS": "0"}, "CERT_WARNING_DAYS"),
+        ({"DRILL_WARNING_DAYS": "0"}, "DRILL_WARNING_DAYS"),
+        ({"DRILL_WARNING_DAYS": "seven"}, "DRILL_WARNING_DAYS"),
         ({"ARM_ENDPOINT": "http://management.azure.com"}, "ARM_ENDPOINT"),
         ({"ARM_CREDENTIAL": "password"}, "ARM_CREDENTIAL"),
         ({"ARM_CREDENTIAL": "emulator"}, "ARM_CREDENTIAL"),
@@ -157,9 +159,9 @@ def test_setting_names_list_every_name_the_code_reads():
         read |= set(re.findall(r"\(\s*env,\s*\"([A-Za-z_]+)\"", text))
         read |= set(re.findall(r"environ(?:\.get)?\(\s*\"([A-Z][A-Za-z_]+)\"", text))
     assert read, "the scan found nothing: the pattern is out of date"
-    from shared.settings import SETTING_NAMES
+    from shared.settings import REFUSED_SETTINGS, SETTING_NAMES
 
-    assert read == set(SETTING_NAMES)
+    assert read == set(SETTING_NAMES) | set(REFUSED_SETTINGS)
 
 
 IDENTITY = {
@@ -224,3 +226,33 @@ def test_a_connection_string_for_another_account_is_refused_without_echoing_it()
         settings(BACKUP_STORAGE=f"AccountName=other;AccountKey={key}")
     assert caught.value.setting == "BACKUP_STORAGE"
     assert "'other'" in str(caught.value) and key not in str(caught.value)
+
+
+# -- timers run in UTC (issue 17, defect 11) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEBSITE_TIME_ZONE", "W. Europe Standard Time"),
+        ("WEBSITE_TIME_ZONE", "Europe/Paris"),
+        ("WEBSITE_TIME_ZONE", "UTC"),  # refused all the same: Linux Consumption/Flex break on it
+        ("TZ", "Europe/Paris"),
+        ("TZ", "America/New_York"),
+        ("TZ", "CET-1CEST"),
+    ],
+)
+def test_a_non_utc_timer_time_zone_is_refused_naming_the_setting(name: str, value: str):
+    with pytest.raises(ConfigError) as caught:
+        settings(**{name: value})
+    message = str(caught.value)
+    assert message.startswith(f"Setting {name} is invalid:")
+    assert "UTC" in message and "remove" in message
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"TZ": ""}, {"TZ": "UTC"}, {"TZ": "Etc/UTC"}, {"TZ": ":UTC"}, {"WEBSITE_TIME_ZONE": " "}],
+)
+def test_utc_or_no_time_zone_is_accepted(env: dict[str, str]):
+    assert settings(**env).backup_schedule == "0 0 2 * * *"

@@ -319,7 +319,8 @@ def test_no_name_or_scope_is_taken_from_a_raw_resource_id_parameter() -> None:
                 name == "trim" and outer is not None and text(outer.named_children[0]) == "empty"
             ):
                 continue
-        misuse.append(f"line {node.start_point[0] + 1}: {text(node.parent)[:60]}")
+        context = text(node.parent) if node.parent is not None else ""
+        misuse.append(f"line {node.start_point[0] + 1}: {context[:60]}")
     assert not misuse, misuse
 
 
@@ -912,7 +913,14 @@ def test_the_entra_token_comment_and_the_readme_step_it_relies_on_agree() -> Non
 
 # --- alerts -------------------------------------------------------------------------------
 
-SIGNALS = {"BackupFailed", "RestoreFailed", "ScheduleOwed", "RpoBreached", "OperationUrlRejected"}
+SIGNALS = {
+    "BackupFailed",
+    "RestoreFailed",
+    "ScheduleOwed",
+    "RpoBreached",
+    "OperationUrlRejected",
+    "HousekeepingStepFailed",
+}
 
 
 def _alert_signals() -> set[str]:

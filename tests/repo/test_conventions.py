@@ -191,6 +191,17 @@ def test_ci_runs_the_readmes_test_command() -> None:
     assert command in executed(ci()), f"CI does not run the README's {command!r}"
 
 
+def test_ci_installs_chromium_before_the_tests() -> None:
+    """tests/jobs/test_report.py opens the HTML report in Debian's chromium and fails
+    without it: CI installs it first, so that check always runs there."""
+    commands = executed(ci())
+    test = commands.index(readme_test_command())
+    installs = [
+        i for i, c in enumerate(commands) if re.search(r"apt-get install[^|;&]*\bchromium\b", c)
+    ]
+    assert installs and installs[0] < test, f"CI installs no chromium before the tests: {commands}"
+
+
 def test_the_ci_script_the_workflow_calls_is_executable() -> None:
     for step in steps(ci()):
         for command in script_commands(step.get("run", "")):

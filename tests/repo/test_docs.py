@@ -43,6 +43,7 @@ DEFAULTS = {
     "LEDGER_HISTORY_DAYS": "ledger_history_days",
     "MAX_PARALLEL": "max_parallel",
     "CERT_WARNING_DAYS": "cert_warning_days",
+    "DRILL_WARNING_DAYS": "drill_warning_days",
     "ARM_ENDPOINT": "arm_endpoint",
     "ARM_CREDENTIAL": "arm_credential",
 }
