@@ -410,7 +410,8 @@ def test_health_warns_of_a_certificate_expiring_in_9_days_not_of_one_in_90(produ
                 "expiresAt": (now + timedelta(days=9, hours=1)).isoformat().replace("+00:00", "Z"),
                 "daysLeft": 9,
             }
-        ]
+        ],
+        "drills": [],  # a standby is configured, and no drill is overdue yet
     }
 
     # Only the newest manifest counts: a renewed certificate ends the warning.
@@ -420,7 +421,10 @@ def test_health_warns_of_a_certificate_expiring_in_9_days_not_of_one_in_90(produ
     product.stack.control.patch_service("contoso-apim", {"properties": properties})
     product.clock.now += timedelta(minutes=1)
     backed_up(product)
-    assert body_of(function_app.health(http("GET", "health")))["warnings"] == {"certificates": []}
+    assert body_of(function_app.health(http("GET", "health")))["warnings"] == {
+        "certificates": [],
+        "drills": [],
+    }
 
 
 def test_pruning_deletes_the_manifest_with_its_backup_and_never_calls_it_an_orphan(
