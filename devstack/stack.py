@@ -161,6 +161,21 @@ class EmulatorControl:
         state, allowProtectedAppendWritesAll})."""
         return dict(self._call("PATCH", "storage", patch))
 
+    def subscribe_events(self, url: str | None, cafile: str | None = None) -> dict[str, Any]:
+        """Deliver Event Grid events (emulator.events) to ``url`` (None: to nobody)."""
+        return dict(self._call("POST", "events/subscriber", {"url": url, "cafile": cafile}))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The events published (the last 500): ``event``, ``state``, ``attempts``, ``error``."""
+        return list(self._call("GET", "events")["value"])
+
+    def clear_events(self) -> None:
+        self._call("DELETE", "events")
+
+    def drain_events(self, timeout: float = 20) -> None:
+        """Wait until every published event is delivered (or given up)."""
+        self._call("POST", "events/drain", {"timeout": timeout})
+
 
 @dataclass
 class LocalStack:

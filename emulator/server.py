@@ -53,6 +53,8 @@ ROUTE_ROLE_ASSIGNMENTS = re.compile(
     re.IGNORECASE,
 )
 ASSIGNED_TO = re.compile(r"\s*assignedTo\('(?P<principal>[^']*)'\)\s*", re.IGNORECASE)
+# A child resource of a service (apis/{name}, namedValues/{name}...): emulator.children.
+ROUTE_CHILD = re.compile(_SERVICE + r"/(?P<collection>[A-Za-z]+)/(?P<child>[^/]+)/?", re.IGNORECASE)
 CONTROL_PREFIX = "/_emulator/"
 ROUTE_CONTROL_SERVICE = re.compile(r"/_emulator/services/(?P<name>[^/]+)(?P<rest>/.*)?")
 
@@ -214,6 +216,13 @@ class Handler(BaseHTTPRequestHandler):
         if match and self.command == "GET":
             operation = self.emulator.poll(match["sub"], match["rg"], match["name"], match["opid"])
             return self._operation_reply(operation)
+        match = ROUTE_CHILD.fullmatch(path)
+        if match:
+            key = (match["sub"], match["rg"], match["name"])
+            status, body = self.emulator.child(
+                self.command, key, match["collection"], match["child"], _parse_json(raw)
+            )
+            return Reply(status, body)
         raise EmulatorError(
             404, "NotFound", f"The emulator has no route for {self.command} {path}."
         )
@@ -309,9 +318,30 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, emulator.describe_storage())
         if path == "/_emulator/storage" and method == "PATCH":
             return Reply(200, emulator.patch_storage(args))
+        if path.startswith("/_emulator/events"):
+            return self._control_events(path, args)
         match = ROUTE_CONTROL_SERVICE.fullmatch(path)
         if match:
             return self._control_service(match["name"], match["rest"] or "", args)
+        raise EmulatorError(404, "NotFound", f"No control route {method} {path}.")
+
+    def _control_events(self, path: str, args: JSON) -> Reply:
+        """Where events go (one subscriber URL), what was published, and waiting for it."""
+        events, method = self.emulator.events, self.command
+        if path == "/_emulator/events/subscriber" and method == "GET":
+            return Reply(200, events.subscription())
+        if path == "/_emulator/events/subscriber" and method == "POST":
+            return Reply(200, events.subscribe(args))
+        if path == "/_emulator/events/subscriber" and method == "DELETE":
+            return Reply(200, events.subscribe({"url": None}))
+        if path == "/_emulator/events" and method == "GET":
+            return Reply(200, {"value": events.events()})
+        if path == "/_emulator/events" and method == "DELETE":
+            events.clear()
+            return Reply(200, {"status": "cleared"})
+        if path == "/_emulator/events/drain" and method == "POST":
+            drained = events.drain(float(args.get("timeout", 30)))
+            return Reply(200 if drained else 504, {"drained": drained})
         raise EmulatorError(404, "NotFound", f"No control route {method} {path}.")
 
     def _control_service(self, name: str, rest: str, args: JSON) -> Reply:

@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulator.account import StorageAccount, default_role_assignments, role_assignments_arm
+from emulator.children import collection_name, delete_child, get_child, patch_child, put_child
+from emulator.events import Publisher, apim_event, arm_event
 from emulator.model import (
     BACKUP_TIERS,
     JSON,
@@ -181,6 +183,7 @@ class Emulator:
         self._lock = threading.RLock()
         self._clock_offset = timedelta()
         self._log: list[JSON] = []
+        self.events = Publisher()  # survives a reset: its delivery thread runs for good
         self._load(self.seed)
 
     def _load(self, seed: JSON) -> None:
@@ -294,6 +297,8 @@ class Emulator:
                 forced_failure=self.fail_next.pop(service.key, None),
             )
             self.operations[operation.id] = operation
+            # An action in Resource Manager's terms: its event says backup or restore.
+            self.events.publish([arm_event(service, "", "POST", now, action=kind)])
             return operation
 
     def _check_tier(self, service: Service, kind: str) -> None:
@@ -363,6 +368,35 @@ class Emulator:
                     404, "OperationNotFound", f"Operation '{operation_id}' was not found."
                 )
             return copy.deepcopy(operation)
+
+    def child(
+        self, method: str, service_id: tuple[str, str, str], collection: str, name: str, body: Any
+    ) -> tuple[int, JSON | None]:
+        """A child resource read or changed through Resource Manager (emulator.children);
+        a change publishes the events Azure's system topics would (emulator.events)."""
+        with self._lock:
+            self.settle()
+            service = self._service(*service_id)
+            collection = collection_name(collection)
+            if method == "GET":
+                return 200, get_child(service, collection, name)
+            created = False
+            if method == "PUT":
+                resource, created = put_child(service, collection, name, body)
+                status: int = 201 if created else 200
+            elif method == "PATCH":
+                resource, status = patch_child(service, collection, name, body), 200
+            elif method == "DELETE":
+                if not delete_child(service, collection, name):
+                    return 204, None
+                resource, status = {}, 200
+            else:
+                raise EmulatorError(405, "MethodNotAllowed", f"{method} is not allowed here.")
+            now = self.now()
+            events = [arm_event(service, f"/{collection}/{name}", method, now)]
+            own = apim_event(service, collection, name, method, created, now)
+            self.events.publish(events if own is None else [own, *events])
+            return status, resource or None
 
     # -- doing the work --------------------------------------------------------------
 
@@ -453,6 +487,7 @@ class Emulator:
         with self._lock:
             self._load(self.seed if seed is None else seed)
             self._clock_offset = timedelta()
+            self.events.reset()
 
     def update_settings(self, body: JSON) -> JSON:
         with self._lock:
