@@ -47,6 +47,8 @@ APIM_VERBS = ("created", "updated", "deleted", "added", "removed")
 # Child paths of a service that are the product's own operations, never a change.
 OWN_SEGMENTS = frozenset({"backup", "restore", "operationresults"})
 OWN_ACTIONS = ("/backup/action", "/restore/action")
+# Extension resources on a service that the settings manifest keeps (diagnostic settings).
+MANIFEST_PROVIDERS = frozenset({"microsoft.insights"})
 MAX_ID = 128  # longer event ids are kept as their hash (they go into a table row)
 MAX_WHAT = 160
 
@@ -184,6 +186,9 @@ def classify_event(
     own = _own_path(path)
     if own is not None:
         return Classification(Verdict.OWN, own, event_id=event.id)
+    outside = _outside_backup(path)
+    if outside is not None:
+        return Classification(Verdict.NOT_A_CHANGE, outside, event_id=event.id)
     what = _clip(f"{path or 'service'} {verb}")
     change = Change(event.id, service.key, min(event.event_time, received_at), what)
     return Classification(Verdict.CHANGE, f"{service.name}: {what}", change, event.id)
@@ -255,6 +260,18 @@ def _own_path(path: str) -> str | None:
     if first in OWN_SEGMENTS:
         return f"{first} is the product's own operation, not a change"
     return None
+
+
+def _outside_backup(path: str) -> str | None:
+    """Why an extension resource on the service (``providers/<namespace>/...``) holds
+    nothing a backup or its manifest keeps, or None. Role assignments, locks and tags are
+    Resource Manager's, not APIM's; diagnostic settings are in the settings manifest."""
+    parts = path.split("/")
+    if len(parts) < 2 or parts[0].lower() != "providers":
+        return None
+    if parts[1].lower() in MANIFEST_PROVIDERS:
+        return None
+    return f"{_clip(parts[1])} resources on the service are not in a backup"
 
 
 def _clip(text: str) -> str:

@@ -177,6 +177,19 @@ def test_reads_and_failed_writes_are_not_changes(kind: str, operation: str, stat
     assert verdict(arm_event(operation=operation, kind=kind, status=status)) is Verdict.NOT_A_CHANGE
 
 
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/providers/Microsoft.Insights/diagnosticSettings/to-law", Verdict.CHANGE),
+        ("/providers/Microsoft.Authorization/roleAssignments/0000", Verdict.NOT_A_CHANGE),
+        ("/providers/Microsoft.Authorization/locks/no-delete", Verdict.NOT_A_CHANGE),
+        ("/providers/Microsoft.Resources/tags/default", Verdict.NOT_A_CHANGE),
+    ],
+)
+def test_extension_resources_count_only_when_the_manifest_keeps_them(path: str, expected: Verdict):
+    assert verdict(arm_event(path, "Microsoft.Whatever/write")) is expected
+
+
 def test_a_key_regeneration_is_a_change():
     operation = "Microsoft.ApiManagement/service/subscriptions/regeneratePrimaryKey/action"
     body = arm_event("/subscriptions/alice", operation, "ResourceActionSuccess")
