@@ -98,7 +98,15 @@ def test_every_apim_configuration_event_is_a_change(kind: str):
     assert verdict(apim_event(kind)) is Verdict.CHANGE
 
 
-@pytest.mark.parametrize("kind", ["GatewayTokenNearExpiry", "GatewayTokenExpired"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "GatewayTokenNearExpiry",
+        "GatewayTokenExpired",
+        "CircuitBreaker.Opened",
+        "CircuitBreaker.Closed",
+    ],
+)
 def test_apim_state_events_are_not_changes(kind: str):
     assert verdict(apim_event(kind)) is Verdict.NOT_A_CHANGE
 
