@@ -133,6 +133,26 @@ param minKeep int = 1
 @description('Optional. Health turns unhealthy when a service has no restorable backup younger than this many hours.')
 param rpoHours int = 26
 
+@minValue(0)
+@maxValue(1440)
+@description('Optional. A change backup starts once a service has had no configuration change for this many minutes (0: at the next housekeeping tick).')
+param changeQuietMinutes int = 15
+
+@minValue(1)
+@maxValue(10080)
+@description('Optional. ...or once its oldest unprotected change is this many minutes old.')
+param changeMaxDelayMinutes int = 60
+
+@minValue(0)
+@maxValue(288)
+@description('Optional. At most this many change backups of a service in any 24 hours (0: none).')
+param changeBackupsPerDay int = 12
+
+@minValue(0)
+@maxValue(43200)
+@description('Optional. Health turns unhealthy when a change stays unprotected longer than this many minutes (0: off).')
+param changeRpoMinutes int = 0
+
 @minValue(10)
 @maxValue(1440)
 @description('Optional. A backup or restore still running after this many minutes is marked failed.')
@@ -666,6 +686,10 @@ module functionApp 'app/function-app.bicep' = {
     retentionDays: retentionDays
     minKeep: minKeep
     rpoHours: rpoHours
+    changeQuietMinutes: changeQuietMinutes
+    changeMaxDelayMinutes: changeMaxDelayMinutes
+    changeBackupsPerDay: changeBackupsPerDay
+    changeRpoMinutes: changeRpoMinutes
     operationTimeoutMinutes: operationTimeoutMinutes
     ledgerHistoryDays: ledgerHistoryDays
     maxParallel: maxParallel

@@ -106,6 +106,18 @@ param minKeep int = 1
 @description('Optional. RPO_HOURS.')
 param rpoHours int = 26
 
+@description('Optional. CHANGE_QUIET_MINUTES.')
+param changeQuietMinutes int = 15
+
+@description('Optional. CHANGE_MAX_DELAY_MINUTES.')
+param changeMaxDelayMinutes int = 60
+
+@description('Optional. CHANGE_BACKUPS_PER_DAY.')
+param changeBackupsPerDay int = 12
+
+@description('Optional. CHANGE_RPO_MINUTES; 0 leaves it unset (off).')
+param changeRpoMinutes int = 0
+
 @description('Optional. OPERATION_TIMEOUT_MINUTES.')
 param operationTimeoutMinutes int = 240
 
@@ -276,6 +288,10 @@ var productSettings = {
   RETENTION_DAYS: string(retentionDays)
   MIN_KEEP: string(minKeep)
   RPO_HOURS: string(rpoHours)
+  CHANGE_QUIET_MINUTES: string(changeQuietMinutes)
+  CHANGE_MAX_DELAY_MINUTES: string(changeMaxDelayMinutes)
+  CHANGE_BACKUPS_PER_DAY: string(changeBackupsPerDay)
+  CHANGE_RPO_MINUTES: changeRpoMinutes > 0 ? string(changeRpoMinutes) : ''
   OPERATION_TIMEOUT_MINUTES: string(operationTimeoutMinutes)
   LEDGER_HISTORY_DAYS: string(ledgerHistoryDays)
   MAX_PARALLEL: string(maxParallel)

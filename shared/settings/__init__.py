@@ -41,6 +41,10 @@ SETTING_NAMES: tuple[str, ...] = (
     "RETENTION_DAYS",
     "MIN_KEEP",
     "RPO_HOURS",
+    "CHANGE_QUIET_MINUTES",
+    "CHANGE_MAX_DELAY_MINUTES",
+    "CHANGE_BACKUPS_PER_DAY",
+    "CHANGE_RPO_MINUTES",
     "OPERATION_TIMEOUT_MINUTES",
     "LEDGER_HISTORY_DAYS",
     "MAX_PARALLEL",
@@ -76,6 +80,12 @@ class Settings:
     retention_days: int
     min_keep: int
     rpo_hours: float
+    # Change backups (docs/change-backups.md): the debounce, the daily cap, and how long
+    # a change may stay unprotected before health says so (None: not watched).
+    change_quiet_minutes: int
+    change_max_delay_minutes: int
+    change_backups_per_day: int
+    change_rpo_minutes: int | None
     operation_timeout_minutes: int
     ledger_history_days: int
     max_parallel: int
@@ -110,6 +120,21 @@ def _services(env: Mapping[str, str]) -> tuple[tuple[ServiceId, ...], tuple[Serv
     return services, targets
 
 
+def _change_backups(env: Mapping[str, str]) -> tuple[int, int, int, int | None]:
+    """CHANGE_QUIET_MINUTES (0: the next tick), CHANGE_MAX_DELAY_MINUTES, CHANGE_BACKUPS_PER_DAY
+    (0: changes are recorded and shown, never backed up on their own; at most one per
+    five-minute tick), and CHANGE_RPO_MINUTES (unset: off)."""
+    raw_rpo = parse.text(env, "CHANGE_RPO_MINUTES")
+    return (
+        parse.whole_number(env, "CHANGE_QUIET_MINUTES", 15, 0, 24 * 60),
+        parse.whole_number(env, "CHANGE_MAX_DELAY_MINUTES", 60, 1, 7 * 24 * 60),
+        parse.whole_number(env, "CHANGE_BACKUPS_PER_DAY", 12, 0, 288),
+        None
+        if raw_rpo is None
+        else parse.whole_number(env, "CHANGE_RPO_MINUTES", 0, 1, 30 * 24 * 60),
+    )
+
+
 def _read(env: Mapping[str, str]) -> Settings:
     """Every setting, in the order of the checks: services, where backups go and how
     APIM reaches them, tables, Resource Manager, storage, then schedules and limits."""
@@ -122,6 +147,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         env, ledger_default="apimbackups", operations_default="apimoperations"
     )
     rpo_hours = parse.rpo_hours(env, default=26.0)
+    quiet, max_delay, per_day, change_rpo = _change_backups(env)
     arm_endpoint = parse.endpoint(env, "ARM_ENDPOINT", "https://management.azure.com")
     arm_credential = parse.arm_credential(env, arm_endpoint)
     storage = parse.storage(env, account)
@@ -144,6 +170,10 @@ def _read(env: Mapping[str, str]) -> Settings:
         retention_days=parse.whole_number(env, "RETENTION_DAYS", 30, 1, 30),
         min_keep=parse.whole_number(env, "MIN_KEEP", 1, 0, 1000),
         rpo_hours=rpo_hours,
+        change_quiet_minutes=quiet,
+        change_max_delay_minutes=max_delay,
+        change_backups_per_day=per_day,
+        change_rpo_minutes=change_rpo,
         operation_timeout_minutes=parse.whole_number(
             env, "OPERATION_TIMEOUT_MINUTES", 240, 10, 24 * 60
         ),

@@ -39,9 +39,23 @@ def test_defaults_follow_the_contract():
         "0 0 4 * * *",
     )
     assert (s.retention_days, s.min_keep, s.rpo_hours) == (30, 1, 26.0)
+    assert (s.change_quiet_minutes, s.change_max_delay_minutes) == (15, 60)
+    assert (s.change_backups_per_day, s.change_rpo_minutes) == (12, None)
     assert s.arm_endpoint == "https://management.azure.com"
     assert s.arm_credential is ArmCredentialKind.MANAGED_IDENTITY
     assert s.standby_pairs == ()
+
+
+def test_change_backup_settings_read_and_blank_rpo_is_off():
+    s = settings(
+        CHANGE_QUIET_MINUTES="0",
+        CHANGE_MAX_DELAY_MINUTES="30",
+        CHANGE_BACKUPS_PER_DAY="0",
+        CHANGE_RPO_MINUTES="90",
+    )
+    assert (s.change_quiet_minutes, s.change_max_delay_minutes) == (0, 30)
+    assert (s.change_backups_per_day, s.change_rpo_minutes) == (0, 90)
+    assert settings(CHANGE_RPO_MINUTES=" ").change_rpo_minutes is None
 
 
 def test_service_lists_accept_commas_semicolons_and_whitespace():
@@ -79,6 +93,11 @@ def test_service_lists_accept_commas_semicolons_and_whitespace():
         ({"RETENTION_DAYS": "ten"}, "RETENTION_DAYS"),
         ({"MIN_KEEP": "-1"}, "MIN_KEEP"),
         ({"RPO_HOURS": "0"}, "RPO_HOURS"),
+        ({"CHANGE_QUIET_MINUTES": "-1"}, "CHANGE_QUIET_MINUTES"),
+        ({"CHANGE_MAX_DELAY_MINUTES": "0"}, "CHANGE_MAX_DELAY_MINUTES"),
+        ({"CHANGE_BACKUPS_PER_DAY": "289"}, "CHANGE_BACKUPS_PER_DAY"),
+        ({"CHANGE_RPO_MINUTES": "0"}, "CHANGE_RPO_MINUTES"),
+        ({"CHANGE_RPO_MINUTES": "soon"}, "CHANGE_RPO_MINUTES"),
         # History shorter than a backup's 30 restorable days could delete live rows.
         ({"LEDGER_HISTORY_DAYS": "30"}, "LEDGER_HISTORY_DAYS"),
         ({"MAX_PARALLEL": "0"}, "MAX_PARALLEL"),
