@@ -59,12 +59,14 @@ def _size(size: int | None) -> str:
 
 
 def format_table(rows: Sequence[BackupRecord]) -> str:
-    header = ("SERVICE", "BACKUP", "STATUS", "CREATED (UTC)", "EXPIRES (UTC)", "SIZE")
+    """The ledger as columns; a change backup is followed by what changed, indented."""
+    header = ("SERVICE", "BACKUP", "STATUS", "TRIGGER", "CREATED (UTC)", "EXPIRES (UTC)", "SIZE")
     lines = [header] + [
         (
             r.service,
             r.backup_name,
             r.status.value,
+            r.trigger.value,
             f"{r.created_at:%Y-%m-%d %H:%M}",
             f"{r.expires_at:%Y-%m-%d %H:%M}",
             _size(r.size_bytes),
@@ -72,10 +74,12 @@ def format_table(rows: Sequence[BackupRecord]) -> str:
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
+    out = []
+    for index, line in enumerate(lines):
+        out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        changes = rows[index - 1].changes if index else ()
+        out.extend(f"    changed: {what}" for what in changes)
+    return "\n".join(out)
 
 
 def wait_for(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from shared.adapters.apim import Apim
     from shared.adapters.blobs import BackupBlobs
+    from shared.adapters.changes import ChangeStore
     from shared.adapters.clients import Clients
     from shared.adapters.ledger import BackupLedger
     from shared.adapters.operations import OperationStore
@@ -71,6 +72,13 @@ class Runtime:
         table = self.clients.table(self.settings.ledger_table)
         ensure_table(table)
         return BackupLedger(table)
+
+    @cached_property
+    def changes(self) -> ChangeStore:
+        """Each service's pending configuration change, in the operations table."""
+        from shared.adapters.changes import ChangeStore
+
+        return ChangeStore(self.operations.table)
 
     @cached_property
     def operations(self) -> OperationStore:

@@ -58,11 +58,13 @@ def start_backup(
     service_ref: str | None,
     trigger: Trigger,
     cors_rules: Callable[[], int | None] | None = None,
+    changes: tuple[str, ...] = (),
 ) -> Started:
     """Pre-check, lock, record, then ask APIM to back up. Never waits for the backup.
 
     ``cors_rules``: where the backup account's CORS rule count comes from (a tick reads
-    it once for all its services); by default, read now."""
+    it once for all its services); by default, read now. ``changes``: what a change
+    backup is for, kept on its ledger row."""
     settings = runtime.settings
     service = resolve_service(settings.apim_services, service_ref)
     info = runtime.apim.describe(service)
@@ -73,7 +75,7 @@ def start_backup(
     take_lock(runtime, service, operation_id)
     try:
         require_idle(info, service.name)
-        record = _add_ledger_row(runtime, service, info.sku, trigger, operation_id)
+        record = _add_ledger_row(runtime, service, info.sku, trigger, operation_id, changes)
     except BaseException:
         runtime.operations.release(service.key, operation_id)
         raise
@@ -162,7 +164,12 @@ def _record_url(
 
 
 def _add_ledger_row(
-    runtime: Runtime, service: ServiceId, sku: str, trigger: Trigger, operation_id: str
+    runtime: Runtime,
+    service: ServiceId,
+    sku: str,
+    trigger: Trigger,
+    operation_id: str,
+    changes: tuple[str, ...] = (),
 ) -> BackupRecord:
     """Insert the Running row under the first free name (one per service per second)."""
     settings = runtime.settings
@@ -179,6 +186,7 @@ def _add_ledger_row(
             created_at=moment,
             sku=sku,
             operation_id=operation_id,
+            changes=changes,
         )
         try:
             return runtime.ledger.add(record)

@@ -28,6 +28,7 @@ class Trigger(StrEnum):
     HTTP = "http"
     CLI = "cli"
     STANDBY = "standby"
+    CHANGE = "change"  # a configuration change, debounced (docs/change-backups.md)
 
 
 class OperationKind(StrEnum):
@@ -80,6 +81,7 @@ class BackupRecord:
     )
     manifest_error: str | None = None  # why there is none
     certificates: tuple[dict[str, Any], ...] = ()  # the manifest's certificate metadata
+    changes: tuple[str, ...] = ()  # a change backup: what changed (shared.rules.debounce)
     etag: str | None = field(default=None, compare=False)
 
     @property
@@ -129,6 +131,8 @@ class BackupRecord:
             entity["ManifestError"] = self.manifest_error
         if self.certificates:
             entity["ManifestCertificates"] = json.dumps(list(self.certificates))
+        if self.changes:
+            entity["Changes"] = json.dumps(list(self.changes))
         return entity
 
     @classmethod
@@ -156,6 +160,7 @@ class BackupRecord:
             manifest_blob=entity.get("ManifestBlob") or None,
             manifest_error=entity.get("ManifestError"),
             certificates=_json_items(entity.get("ManifestCertificates")),
+            changes=_json_strings(entity.get("Changes")),
             etag=metadata.get("etag"),
         )
 
@@ -175,6 +180,7 @@ class BackupRecord:
             "restorable": self.is_restorable(now),
             "error": self.error,
             "manifestBlob": self.manifest_blob,
+            **({"changes": list(self.changes)} if self.changes else {}),
         }
 
 
@@ -313,6 +319,15 @@ class OperationRecord:
         if self.error is not None:
             body["error"] = {"code": "OperationFailed", "message": self.error}
         return body
+
+
+def _json_strings(text: Any) -> tuple[str, ...]:
+    """A JSON column holding a list of strings; empty when missing or unreadable."""
+    try:
+        items = json.loads(text) if isinstance(text, str) else []
+    except ValueError:
+        return ()
+    return tuple(str(i) for i in items if isinstance(i, str)) if isinstance(items, list) else ()
 
 
 def _json_items(text: Any) -> tuple[dict[str, Any], ...]:
