@@ -26,6 +26,9 @@ class Signal(StrEnum):
     RPO_BREACHED = "RpoBreached"  # service, newestBackup, ageHours, rpoHours
     OPERATION_URL_REJECTED = "OperationUrlRejected"  # service, operationId, reason
     HOUSEKEEPING_STEP_FAILED = "HousekeepingStepFailed"  # step, error (the exception's class)
+    # service, since, count, ageMinutes, rpoMinutes (a configuration change unprotected
+    # longer than CHANGE_RPO_MINUTES; docs/change-backups.md)
+    CHANGE_UNPROTECTED = "ChangeUnprotected"
 
 
 FIELDS: dict[Signal, frozenset[str]] = {
@@ -37,6 +40,7 @@ FIELDS: dict[Signal, frozenset[str]] = {
     Signal.RPO_BREACHED: frozenset({"service", "newestBackup", "ageHours", "rpoHours"}),
     Signal.OPERATION_URL_REJECTED: frozenset({"service", "operationId", "reason"}),
     Signal.HOUSEKEEPING_STEP_FAILED: frozenset({"step", "error"}),
+    Signal.CHANGE_UNPROTECTED: frozenset({"service", "since", "count", "ageMinutes", "rpoMinutes"}),
 }
 
 # Signals about the app as a whole, not one service: they carry no ``service`` (an alert

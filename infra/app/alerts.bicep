@@ -51,6 +51,11 @@ var signals = [
     summary: 'An APIM service has no restorable backup younger than RPO_HOURS.'
   }
   {
+    name: 'ChangeUnprotected'
+    severity: 2
+    summary: 'A configuration change of an APIM service has been unprotected (no backup since) for longer than CHANGE_RPO_MINUTES.'
+  }
+  {
     name: 'OperationUrlRejected'
     severity: 0
     summary: 'A recorded operation URL failed validation: the operations table may have been tampered with.'
@@ -58,7 +63,7 @@ var signals = [
   {
     name: 'HousekeepingStepFailed'
     severity: 1
-    summary: 'A step of housekeeping (settle, stranded, catch-up, prune, history, rpo) failed; the other steps ran.'
+    summary: 'A step of housekeeping (settle, stranded, catch-up, changes, prune, history, rpo, unprotected) failed; the other steps ran.'
   }
 ]
 

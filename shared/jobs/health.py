@@ -1,8 +1,9 @@
 """Can every service be restored to within RPO_HOURS? The health route's answer, and
 housekeeping's RPO check that signals a breach.
 
-A service is healthy while its newest restorable backup is younger than RPO_HOURS and
-it owes no scheduled backup; the product is healthy while every service is and no
+A service is healthy while its newest restorable backup is younger than RPO_HOURS, it
+owes no scheduled backup, and (with CHANGE_RPO_MINUTES) no configuration change of it has
+been unprotected for longer; the product is healthy while every service is and no
 operation is stuck. Certificates about to expire are a warning, never unhealthy.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from shared import signals
 from shared.adapters.seen import FirstSeenStore
-from shared.jobs import debts, drills
+from shared.jobs import changes, debts, drills
 from shared.jobs.operations import LOCK_GRACE
 from shared.parallel import run_each
 from shared.rules import manifest
@@ -48,6 +49,7 @@ def report(runtime: Runtime) -> Health:
         for s, rows in zip(services, recent, strict=True)
     ]
     _add_missed_schedules(runtime, services, reports)
+    _add_pending_changes(runtime, services, recent, reports)
     healthy = all(r["healthy"] for r in reports) and not stuck
     certificates = [
         warning
@@ -58,6 +60,7 @@ def report(runtime: Runtime) -> Health:
     body = {
         "status": "Healthy" if healthy else "Unhealthy",
         "rpoHours": runtime.settings.rpo_hours,
+        "changeRpoMinutes": runtime.settings.change_rpo_minutes,
         "services": reports,
         "stuckOperations": stuck,
         "drills": drilled,
@@ -123,6 +126,26 @@ def _first_seen_if_needed(
     if all(newest_restorable(rows, now) for rows in recent):
         return {}
     return FirstSeenStore(runtime.operations.table).all()
+
+
+def _add_pending_changes(
+    runtime: Runtime,
+    services: Sequence[ServiceId],
+    recent: Sequence[Sequence[BackupRecord]],
+    reports: list[dict[str, Any]],
+) -> None:
+    """Each service's unprotected configuration change (one query of the pending rows);
+    one older than CHANGE_RPO_MINUTES makes the service unhealthy."""
+    limit = runtime.settings.change_rpo_minutes
+    for entry, shown in zip(
+        reports, changes.health_entries(runtime, services, recent), strict=True
+    ):
+        entry["pendingChange"] = shown
+        if changes.unprotected_too_long(shown, limit):
+            entry["healthy"] = False
+            entry["reason"] = entry["reason"] or (
+                f"a configuration change has been unprotected for more than {limit} minutes"
+            )
 
 
 def _recent(runtime: Runtime, service: str, now: datetime) -> list[BackupRecord]:

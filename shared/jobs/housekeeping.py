@@ -1,8 +1,9 @@
 """Housekeeping: settle running operations (one status request each, MAX_PARALLEL at
-once) and stranded ledger rows, catch up owed backups, prune, (once a day) delete ledger
-history older than LEDGER_HISTORY_DAYS, and check the RPO. Each step fails alone: a
-refused blob listing never silences the RPO alarm. An idle tick costs the same whatever
-the ledger's history."""
+once) and stranded ledger rows, catch up owed backups, pay pending configuration changes
+and start due change backups (docs/change-backups.md), prune, (once a day) delete ledger
+history older than LEDGER_HISTORY_DAYS, and check the RPO (and unprotected changes).
+Each step fails alone: a refused blob listing never silences the RPO alarm. An idle tick
+costs the same whatever the ledger's history."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared import signals
-from shared.jobs import catchup, health
+from shared.jobs import catchup, changes, health
 from shared.jobs.operations import LOCK_GRACE, poll_running, settle_ledger_row
 from shared.rules.model import OperationKind, OperationRecord, Status
 from shared.runtime import Runtime
@@ -31,6 +32,8 @@ class Report:
     rpo_breaches: list[health.RpoBreach] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
     unreadable_operations: list[str] = field(default_factory=list)
+    change_backups: list[changes.ChangeStart] = field(default_factory=list)
+    unprotected: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         ended = ", ".join(
@@ -43,7 +46,9 @@ class Report:
             f"{self.history_deleted} history row(s) deleted; "
             f"{sum(c.outcome == 'started' for c in self.catch_up)} owed backup(s) started"
             f"{self._deferred()}; "
-            f"{len(self.rpo_breaches)} RPO breach(es)"
+            f"{len(self.rpo_breaches)} RPO breach(es); "
+            f"{sum(c.outcome == 'started' for c in self.change_backups)} change backup(s) "
+            f"started, {len(self.unprotected)} change(s) unprotected too long"
             + (
                 f"; {len(self.unreadable_operations)} unreadable operation row(s) skipped"
                 if self.unreadable_operations
@@ -76,11 +81,18 @@ def run(runtime: Runtime) -> Report:
     report.catch_up = _step(report, "catch-up", lambda: catchup.catch_up(runtime)) or []
     # Unpolled (the step failed): pruning reads the running restores itself.
     still = None if polled is None else [op for op in polled if op.is_running]
+    report.change_backups = (
+        _step(report, "changes", lambda: changes.settle_and_start(runtime, still)) or []
+    )
     prune = _step(report, "prune", lambda: prune_now(runtime, dry_run=False, running=still))
     report.prune = prune or {}
     deleted = _step(report, "history", lambda: history.delete_old_rows(runtime))
     report.history_deleted = len(deleted.deleted) if deleted else 0
     report.rpo_breaches = _step(report, "rpo", lambda: health.check_rpo(runtime)) or []
+    unprotected = _step(
+        report, "unprotected", lambda: changes.check_unprotected(runtime, report.change_backups)
+    )
+    report.unprotected = unprotected or []
     return report
 
 

@@ -932,6 +932,7 @@ SIGNALS = {
     "RpoBreached",
     "OperationUrlRejected",
     "HousekeepingStepFailed",
+    "ChangeUnprotected",
 }
 
 

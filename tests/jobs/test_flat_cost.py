@@ -94,10 +94,11 @@ def test_idle_tick_and_health_cost_the_same_whatever_the_history(product: Produc
     after = costs()
     assert after == before
     # Running operations, Running rows, live rows, the container's listing, the owed rows,
-    # the scheduled run's mark, the first-seen marks (one query) and one 30-day key range
-    # per service for the RPO check.
-    assert before[0] <= 7 + len(product_services())
-    assert before[1] == 2 + len(product_services())  # running ops, owed rows, a range a service
+    # the scheduled run's mark, the first-seen marks (one query), the pending changes, and
+    # one 30-day key range per service for the RPO check.
+    assert before[0] <= 8 + len(product_services())
+    # Running ops, owed rows, pending changes, a range a service.
+    assert before[1] == 3 + len(product_services())
 
 
 def product_services() -> tuple[str, str]:
