@@ -68,6 +68,21 @@ def standby_sync(timer: func.TimerRequest) -> None:
     log.info("standby_sync started %d restore(s)", len(started))
 
 
+# Configuration changes: Event Grid -------------------------------------------------------
+
+
+@app.function_name("config_changed")
+@app.event_grid_trigger(arg_name="event")
+def config_changed(event: func.EventGridEvent) -> None:
+    """One Event Grid event (APIM's or Resource Manager's system topic): a change of a
+    configured service is counted for a debounced backup; anything else is logged and
+    dropped, never raised (Event Grid would retry it for a day). docs/change-backups.md"""
+    from shared.jobs import changes
+
+    result = changes.receive_event(get_runtime(), event)
+    log.info("config_changed: event %s: %s", result.event_id or "-", result.verdict.value)
+
+
 # Backups --------------------------------------------------------------------------------
 
 
