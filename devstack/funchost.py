@@ -98,6 +98,9 @@ def client_principal(roles: Sequence[str], name: str = "caller") -> str:
     return base64.b64encode(json.dumps(body).encode()).decode()
 
 
+EVENT_GRID_WEBHOOK = "/runtime/webhooks/eventgrid"
+
+
 class FunctionHost:
     """Serves the HTTP functions: called directly, or through the Functions runtime when
     given a started ``devstack.worker.Worker`` (the routes are then those the runtime
@@ -111,9 +114,12 @@ class FunctionHost:
         port: int = 0,
         worker: Worker | None = None,
         easy_auth: Mapping[str, Sequence[str]] | None = None,
+        system_key: str | None = None,
     ) -> None:
         self.function_keys = function_keys
         self.host_key = host_key
+        # The host's eventgrid_extension system key, for /runtime/webhooks/eventgrid.
+        self.system_key = system_key
         self.worker = worker
         self.easy_auth = easy_auth  # bearer token -> the caller's app roles
         self.routes = http_routes() if worker is None else worker_routes(worker)
@@ -176,6 +182,8 @@ class FunctionHost:
         request: BaseHTTPRequestHandler,
         body: bytes,
     ) -> tuple[int, dict[str, str], bytes]:
+        if path == EVENT_GRID_WEBHOOK:
+            return self._event_grid(method, params, request, body)
         headers = dict(request.headers.items())
         if self.easy_auth is not None:
             headers = {
@@ -214,3 +222,36 @@ class FunctionHost:
             headers.setdefault("Content-Type", response.mimetype or "application/json")
             return response.status_code, headers, response.get_body()
         return 404, {}, b""
+
+    def _event_grid(
+        self, method: str, params: dict[str, str], request: BaseHTTPRequestHandler, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The host's Event Grid webhook: ``?functionName=<name>&code=<system key>``, a
+        JSON array of events, one invocation (through the runtime) per event. A failed
+        invocation answers 500, so that the sender retries, as Event Grid does."""
+        key = params.get("code") or request.headers.get("x-functions-key")
+        if method != "POST":
+            return 404, {}, b""
+        if self.worker is None or key is None or key not in (self.system_key, self.host_key):
+            return 401, {}, b""
+        name = params.get("functionName", "")
+        function = self.worker.functions.get(name)
+        if function is None or function.trigger["type"] != "eventGridTrigger":
+            return 404, {}, b""
+        try:
+            events = json.loads(body)
+        except ValueError:
+            return 400, {}, b""
+        kind = request.headers.get("aeg-event-type", "")
+        if kind == "SubscriptionValidation" and isinstance(events, list) and events:
+            code = (events[0].get("data") or {}).get("validationCode", "")
+            answer = json.dumps({"validationResponse": code}).encode()
+            return 200, {"Content-Type": "application/json"}, answer
+        if kind != "Notification" or not isinstance(events, list):
+            return 400, {}, b""
+        try:
+            for event in events:
+                self.worker.event_grid(name, event)
+        except AssertionError:  # InvocationFailed: the function (or its decoder) failed
+            return 500, {}, b""
+        return 202, {}, b""

@@ -4,11 +4,14 @@ Starts Azurite and the APIM management emulator (with its seed services), writes
 ``local.settings.json`` that points at them (the CLI and ``func start`` read it), loads
 function_app.py into azure-functions-runtime as the platform's worker does, serves its
 HTTP functions on a loopback port behind a function key (each request an invocation
-through the runtime), fires the housekeeping timer through it every minute, and prints
-commands to paste. Ctrl-C (SIGINT) or SIGTERM stops everything it started and removes
-the ``local.settings.json`` it wrote (unless it was changed meanwhile).
+through the runtime), has the emulator deliver its Event Grid events (configuration
+changes) to the Event Grid function through the host's webhook, fires the housekeeping
+timer through it every minute, and prints commands to paste. Ctrl-C (SIGINT) or SIGTERM
+stops everything it started and removes the ``local.settings.json`` it wrote (unless it
+was changed meanwhile).
 
-    python -m devstack.up [--port 7071] [--housekeeping-seconds 60]   (from the repo root)
+    python -m devstack.up [--port 7071] [--housekeeping-seconds 60] [--change-quiet-minutes 1]
+    (from the repo root)
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ DEFAULT_PORT = 7071  # where `func start` listens
 SOURCES = ("contoso-apim", "fabrikam-standby")
 STANDBY_SOURCE, STANDBY = "contoso-apim", "contoso-standby"
 OPERATION_SECONDS = 15  # how long each APIM operation runs, so `Running` can be seen
+EVENT_FUNCTION = "config_changed"  # the Event Grid trigger the emulator's events go to
 
 
 def settings(stack: LocalStack) -> dict[str, str]:
@@ -71,18 +75,28 @@ def remove_local_settings(path: Path, written: str) -> None:
         pass
 
 
-def serve(port: int, host_key: str, worker: Worker) -> FunctionHost:
+def serve(port: int, host_key: str, worker: Worker, system_key: str) -> FunctionHost:
     keys = {route.name: secrets.token_urlsafe(24) for route in worker_routes(worker)}
     if not keys:
         # Azure's "0 functions found": say so here rather than serve nothing.
         raise SystemExit("azure-functions-runtime found no HTTP function in function_app.py")
     try:
-        return FunctionHost(keys, host_key, port=port, worker=worker)
+        return FunctionHost(keys, host_key, port=port, worker=worker, system_key=system_key)
     except OSError:
         if port == 0:
             raise
         print(f"Port {port} is taken; using a free one.", flush=True)
-        return FunctionHost(keys, host_key, port=0, worker=worker)
+        return FunctionHost(keys, host_key, port=0, worker=worker, system_key=system_key)
+
+
+def subscribe_events(stack: LocalStack, host: FunctionHost, worker: Worker, key: str) -> bool:
+    """Point the emulator's Event Grid events at the Event Grid function, through the
+    host's webhook as a WebHook subscription would (docs/change-backups.md)."""
+    if EVENT_FUNCTION not in worker.functions:
+        return False
+    url = f"{host.url}/runtime/webhooks/eventgrid?functionName={EVENT_FUNCTION}&code={key}"
+    stack.control.subscribe_events(url)
+    return True
 
 
 def fire_housekeeping(worker: Worker, every: float, stop: threading.Event) -> None:
@@ -103,6 +117,9 @@ def instructions(
     shell_ca_bundle: str | None,
     housekeeping: float,
     operation_seconds: float,
+    arm_endpoint: str = "",
+    service_id: str = "",
+    quiet_minutes: int = 0,
 ) -> str:
     api = f"{url}/api"
     header = shlex.quote(f"x-functions-key: {key}")
@@ -111,6 +128,12 @@ def instructions(
         json.dumps({"backupName": "<backupName>", "targetService": STANDBY, "dryRun": True})
     )
     cli = ".venv/bin/python -m shared"
+    arm = shlex.quote(f"{arm_endpoint}{service_id}/products/gold?api-version=2024-05-01")
+    product = shlex.quote(json.dumps({"properties": {"displayName": "Gold"}}))
+    change = (
+        f"curl -s --cacert {shlex.quote(ca_bundle)} -X PUT -H 'Authorization: Bearer local' "
+        f"-H 'Content-Type: application/json' -d {product} {arm}"
+    )
     # The CLI lets the environment win over local.settings.json (as `func start` does): a
     # shell that sets its own CA bundle would not trust the emulator's.
     if shell_ca_bundle is not None and shell_ca_bundle != ca_bundle:
@@ -135,6 +158,11 @@ The CLI (from {ROOT}; it reads local.settings.json):
   {cli} restore <backupName> --target {STANDBY} --dry-run
   {cli} housekeeping
   {cli} prune --dry-run
+Change a service's configuration through the emulator (any bearer token), and watch a
+change backup (trigger "change") start {quiet_minutes} min after the last change
+(CHANGE_QUIET_MINUTES; health shows the pending change meanwhile):
+  {change}
+  {cli} list
 Backed up: {", ".join(SOURCES)}; restore target: {STANDBY}.
 Each APIM operation takes {operation_seconds:g}s; the status URL settles it when asked, and
 {timers}
@@ -153,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=OPERATION_SECONDS,
         help="how long each APIM operation runs on the emulator",
+    )
+    parser.add_argument(
+        "--change-quiet-minutes",
+        type=int,
+        default=1,
+        help="CHANGE_QUIET_MINUTES here (the product's default is 15)",
     )
     parser.add_argument(
         "--housekeeping-seconds",
@@ -180,13 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.control.set_duration(args.operation_seconds)
         values = settings(stack)
+        values["CHANGE_QUIET_MINUTES"] = str(args.change_quiet_minutes)
         written = write_local_settings(args.settings_file, values)
         os.environ.update(values)
         set_runtime(None)  # the app reads exactly these settings on its first request
         host_key = secrets.token_urlsafe(24)
+        system_key = secrets.token_urlsafe(24)  # the host's eventgrid_extension key
         # The app runs in azure-functions-runtime, as in Azure: indexed on start, each
         # request an invocation through the runtime.
-        with Worker() as worker, serve(args.port, host_key, worker) as host:
+        with Worker() as worker, serve(args.port, host_key, worker, system_key) as host:
+            events = subscribe_events(stack, host, worker, system_key)
             print(f"Local stack up in {time.monotonic() - began:.1f}s:", flush=True)
             print(
                 f"  azure-functions-runtime indexed {len(worker.functions)} functions", flush=True
@@ -194,9 +231,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  Azurite blob {stack.azurite.blob_endpoint}", flush=True)
             print(f"  APIM emulator {stack.arm_endpoint}", flush=True)
             print(f"  wrote {args.settings_file}", flush=True)
+            if events:
+                print(f"  emulator events go to {EVENT_FUNCTION} (Event Grid webhook)", flush=True)
             every = args.housekeeping_seconds
             text = instructions(
-                host.url, host_key, stack.ca_bundle, shell_ca_bundle, every, args.operation_seconds
+                host.url,
+                host_key,
+                stack.ca_bundle,
+                shell_ca_bundle,
+                every,
+                args.operation_seconds,
+                stack.arm_endpoint,
+                stack.service_id("contoso-apim"),
+                args.change_quiet_minutes,
             )
             print(text, flush=True)
             timer = threading.Thread(

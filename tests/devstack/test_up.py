@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,8 @@ class Up:
                 "0",
                 "--housekeeping-seconds",
                 "1",
+                "--change-quiet-minutes",
+                "0",
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -139,6 +142,22 @@ def post(url: str, key: str, body: dict[str, str]) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
+def change_a_product(values: dict[str, str]) -> None:
+    """PUT a product of contoso-apim through the emulator, as the portal or a CLI would."""
+    import ssl
+
+    service = values["APIM_SERVICES"].split(",")[0]
+    request = urllib.request.Request(
+        f"{values['ARM_ENDPOINT']}{service}/products/gold?api-version=2024-05-01",
+        data=json.dumps({"properties": {"displayName": "Gold"}}).encode(),
+        method="PUT",
+        headers={"Authorization": "Bearer local", "Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=values["REQUESTS_CA_BUNDLE"])
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        assert response.status in (200, 201)
+
+
 @pytest.mark.stack
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_make_up_serves_and_stops_everything(tmp_path: Path, how: str) -> None:
@@ -180,6 +199,20 @@ def test_make_up_serves_and_stops_everything(tmp_path: Path, how: str) -> None:
             time.sleep(0.5)
         assert json.loads(body)["status"] == "Succeeded", body
         assert f"curl -s -H 'x-functions-key: {key}' {url}/health" in up.rest()
+
+        # A configuration change through the emulator's Resource Manager routes reaches the
+        # Event Grid function as an event, and housekeeping starts a change backup.
+        change_a_product(values)
+        deadline = time.monotonic() + 30
+        found: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not found:
+            listed = json.loads(get(f"{url}/backups", key)[1])["value"]
+            found = [b for b in listed if b["trigger"] == "change"]
+            time.sleep(0.5)
+        assert found, up.rest()
+        assert "products/gold write" in found[0]["changes"], found
+        # Our own backups' events (two of them by now) started nothing more.
+        assert len(found) == 1
 
         if how == "ctrl-c":
             os.killpg(up.process.pid, signal.SIGINT)
