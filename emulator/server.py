@@ -25,10 +25,9 @@ from emulator import API_VERSION
 from emulator.model import JSON, EmulatorError
 from emulator.state import Emulator, Fault, Operation
 
-_SERVICE = (
-    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
-    r"/providers/Microsoft\.ApiManagement/service/(?P<name>[^/]+)"
-)
+# A resource of a provider in a subscription's resource group.
+_ARM = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+_SERVICE = _ARM + r"Microsoft\.ApiManagement/service/(?P<name>[^/]+)"
 ROUTE_SERVICE = re.compile(_SERVICE + r"/?", re.IGNORECASE)
 ROUTE_WORKSPACE_LINKS = re.compile(_SERVICE + r"/workspaceLinks/?", re.IGNORECASE)
 ROUTE_DIAGNOSTIC_SETTINGS = re.compile(
@@ -39,10 +38,7 @@ ROUTE_LRO = re.compile(_SERVICE + r"/(?P<kind>backup|restore)/?", re.IGNORECASE)
 # {service}/operationresults/{id}, which Resource Manager authorizes as the action
 # Microsoft.ApiManagement/service/operationresults/read.
 ROUTE_OPERATION = re.compile(_SERVICE + r"/operationresults/(?P<opid>[^/]+)/?", re.IGNORECASE)
-_ACCOUNT = (
-    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
-    r"/providers/Microsoft\.Storage/storageAccounts/(?P<name>[^/]+)"
-)
+_ACCOUNT = _ARM + r"Microsoft\.Storage/storageAccounts/(?P<name>[^/]+)"
 ROUTE_ACCOUNT = re.compile(_ACCOUNT + r"/?", re.IGNORECASE)
 ROUTE_BLOB_SERVICE = re.compile(_ACCOUNT + r"/blobServices/default/?", re.IGNORECASE)
 ROUTE_CONTAINER = re.compile(
