@@ -71,6 +71,11 @@ class EmulatorControl:
         """Move the emulator's clock forward; returns the new time (ISO 8601)."""
         return str(self._call("POST", "clock/advance", {"seconds": seconds})["now"])
 
+    def set_clock(self, moment: str) -> str:
+        """Stop the emulator's clock at ``moment`` (ISO 8601 with offset); from then on it
+        moves only by ``advance_clock`` (until ``reset``). Returns the new time."""
+        return str(self._call("POST", "clock/set", {"now": moment})["now"])
+
     def set_duration(self, seconds: float) -> None:
         """How long each new operation runs on the emulator's clock."""
         self._call("POST", "settings", {"duration": seconds})
@@ -130,6 +135,10 @@ class EmulatorControl:
 
     def operations(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "operations")["value"])
+
+    def operations_since(self, since: str) -> list[dict[str, Any]]:
+        """The operations still running, or started or ended at or after ``since``."""
+        return list(self._call("POST", "operations/changed", {"since": since})["value"])
 
     def service(self, name: str) -> dict[str, Any]:
         """Everything the emulator holds about a service, with its provisioning state."""

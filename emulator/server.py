@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -291,6 +292,9 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, {"now": emulator.now().isoformat()})
         if path == "/_emulator/clock/advance" and method == "POST":
             return Reply(200, {"now": emulator.advance(float(args.get("seconds", 0))).isoformat()})
+        if path == "/_emulator/clock/set" and method == "POST":
+            moment = _moment(args, "now")
+            return Reply(200, {"now": emulator.set_clock(moment).isoformat()})
         if path == "/_emulator/settings" and method in ("GET", "POST"):
             return Reply(200, emulator.update_settings(args))
         if path == "/_emulator/faults" and method == "POST":
@@ -316,6 +320,9 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(200, emulator.patch_storage(args))
         if path.startswith("/_emulator/events"):
             return self._control_events(path, args)
+        if path == "/_emulator/operations/changed" and method == "POST":
+            since = _moment(args, "since")
+            return Reply(200, {"value": emulator.list_operations(since)})
         match = ROUTE_CONTROL_SERVICE.fullmatch(path)
         if match:
             return self._control_service(match["name"], match["rest"] or "", args)
@@ -363,6 +370,16 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError as err:
         raise EmulatorError(400, "InvalidRequestContent", f"The body is not JSON: {err}") from err
+
+
+def _moment(args: JSON, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(args.get(name)))
+    except ValueError as err:
+        raise EmulatorError(400, "InvalidParameters", f"'{name}' must be an ISO 8601 time") from err
+    if moment.tzinfo is None:
+        raise EmulatorError(400, "InvalidParameters", f"'{name}' must carry its UTC offset")
+    return moment
 
 
 def _redact(body: Any) -> Any:

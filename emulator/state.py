@@ -97,6 +97,7 @@ class Operation:
     error: JSON | None = None
     result: JSON | None = None  # the service resource when it succeeded
     completed_at: datetime | None = None
+    size_bytes: int | None = None  # a backup's blob, as written (the year's record)
 
     @property
     def running(self) -> bool:
@@ -116,6 +117,7 @@ class Operation:
             "backupName": self.params.backup_name,
             "accessType": self.params.access_type,
             "error": copy.deepcopy(self.error),
+            "sizeBytes": self.size_bytes,
         }
 
 
@@ -182,6 +184,7 @@ class Emulator:
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
         self._clock_offset = timedelta()
+        self._frozen_at: datetime | None = None  # set_clock: the clock moves only by advance
         self._log: list[JSON] = []
         self.events = Publisher()  # survives a reset: its delivery thread runs for good
         self._load(self.seed)
@@ -208,7 +211,17 @@ class Emulator:
 
     def now(self) -> datetime:
         with self._lock:
-            return datetime.now(UTC) + self._clock_offset
+            base = datetime.now(UTC) if self._frozen_at is None else self._frozen_at
+            return base + self._clock_offset
+
+    def set_clock(self, moment: datetime) -> datetime:
+        """Stop the clock at ``moment``: from now on it moves only by ``advance``, so a
+        simulation's clock and the emulator's stay equal to the microsecond (the year's
+        record of what APIM did is then in the simulation's own time)."""
+        with self._lock:
+            self._frozen_at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            self._clock_offset = timedelta()
+            return self.now()
 
     def advance(self, seconds: float) -> datetime:
         with self._lock:
@@ -449,6 +462,7 @@ class Emulator:
         }
         data = json.dumps(document, indent=2, sort_keys=True).encode()
         self.store.write(operation.params.container, operation.params.backup_name, data)
+        operation.size_bytes = len(data)
 
     def _do_restore(self, service: Service, operation: Operation, now: datetime) -> None:
         params = operation.params
@@ -488,6 +502,7 @@ class Emulator:
             self._load(self.seed if seed is None else seed)
             self._clock_offset = timedelta()
             self.events.reset()
+            self._frozen_at = None
 
     def update_settings(self, body: JSON) -> JSON:
         with self._lock:
@@ -581,10 +596,19 @@ class Emulator:
         with self._lock:
             return self.account.patch(patch)
 
-    def list_operations(self) -> list[JSON]:
+    def list_operations(self, since: datetime | None = None) -> list[JSON]:
+        """Every operation; with ``since``, only those still running or that started or
+        ended at or after it (an observer that polls often reads what changed, not all)."""
         with self._lock:
             self.settle()
-            return [op.describe() for op in self.operations.values()]
+            return [
+                op.describe()
+                for op in self.operations.values()
+                if since is None
+                or op.running
+                or op.started_at >= since
+                or (op.completed_at is not None and op.completed_at >= since)
+            ]
 
 
 def _operation_id(service: Service, kind: str) -> str:
