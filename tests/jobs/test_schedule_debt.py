@@ -281,7 +281,7 @@ def test_a_failed_scheduled_backup_is_owed_though_its_settling_tick_died(
     the housekeeping tick that polls it dies after saving the operation Failed, before
     its ledger row, the lock or the debt. The tick had left its mark, so no run was
     missed; the night's backup must still be owed and caught up."""
-    from bench.year import Crash, CrashingTable, CrashPlan
+    from bench.year.faults import Crash, CrashingTable, CrashPlan
     from shared.jobs import housekeeping as core
 
     runtime = product.reconfigure(APIM_SERVICES=product.stack.service_id("contoso-apim"))

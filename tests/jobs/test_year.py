@@ -1,11 +1,13 @@
 """A short simulated year (issue 13 item 5): every fault kind of the matrix at least
-once, then every invariant. The full 400 nights are ``make year`` (bench/year.py)."""
+once, then every invariant. The full 400 nights are ``make year`` (bench/year/)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.year import FAULTS, SERVICES, simulate
+from bench.year.driver import simulate
+from bench.year.faults import FAULTS
+from bench.year.world import SERVICES
 from devstack.stack import LocalStack
 
 pytestmark = pytest.mark.stack

@@ -1,22 +1,9 @@
-"""A simulated year: nightly schedules, housekeeping ticks and faults, against the local stack.
-
-    .venv/bin/python -m bench.year [--nights 400] [--seed 13]      (or: make year)
-    .venv/bin/python -m bench.year --trace-night 2027-10-26   (what happened that day)
-
-Drives the product (its own functions, a Runtime with a simulated clock) against
-Azurite and the APIM emulator (whose clock moves with the product's) through
-``--nights`` nightly schedules of three services. On most nights a fault from the
-matrix is injected (docs/reliability.md): throttled starts within and past the retry
-budget, 429/503 on polls, 500 and dropped connections on the start (taken by APIM or
-not), the service Updating at 02:00, an operation that fails, storage unreachable for
-the scheduled tick or a housekeeping tick, a crash before any write of a tick, and
-(in runs of 60 nights or more) one outage longer than the RPO. Afterwards it checks
-the invariants and prints the totals; ``check()`` raises on any violation.
-"""
+"""The driver of the simulated year: a simulated clock shared by the product and the
+emulator, and each night's schedule (the scheduled tick, housekeeping ticks, faults),
+run through the product's own functions against the local stack."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import time
@@ -24,12 +11,21 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
 from azure.core.exceptions import ServiceRequestError
 
+from bench.year.faults import (
+    LONG_OUTAGE,
+    Crash,
+    CrashingTable,
+    CrashPlan,
+    Unreachable,
+    arm_start_fault,
+    plan,
+)
+from bench.year.totals import SignalCounter, Totals
+from bench.year.world import BACKUP_SECONDS, RPO_HOURS, SERVICES, START, TICKS
 from devstack.stack import LocalStack
 from shared.jobs import backups, debts, housekeeping, schedule
 from shared.rules.manifest import backup_of_manifest
@@ -40,87 +36,6 @@ from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.signals import LOGGER_NAME
 
-SERVICES = ("contoso-apim", "contoso-standby", "fabrikam-standby")
-START = datetime(2027, 1, 1, tzinfo=UTC)
-# Housekeeping ticks, in minutes after 02:00: dense while the night's backups settle
-# and owed ones are caught up (the backoff is 5, 10, then 15 minutes), then every six
-# to twelve hours apart (the product runs it every 5 minutes; the sim keeps the count
-# down: each tick reads the whole ledger to prune).
-TICKS = (5, 10, 15, 25, 40, 60, 75, 90, 120, 180, 720)
-BACKUP_SECONDS = 300  # how long each backup runs in the emulator
-RPO_HOURS = 26.0
-
-FAULTS = (
-    "throttled-start",  # 429 then 503 with Retry-After on the start: retried, one backup
-    "throttled-past-budget",  # 429 three times: owed, caught up
-    "throttled-poll",  # 429 and 503 with Retry-After on polls
-    "start-500-taken",  # APIM starts it, answers 500: unconfirmed, settled by its blob
-    "start-dropped-taken",  # APIM starts it, the connection drops
-    "start-dropped-lost",  # the connection drops before APIM sees it
-    "start-502-lost",  # a gateway 502, APIM never saw it
-    "service-updating",  # a deployment holds the service Updating from 01:55 for 1 h
-    "operation-fails",  # APIM runs the backup and it fails
-    "storage-down-tick",  # storage unreachable for the scheduled tick
-    "storage-down-housekeeping",  # storage unreachable for one housekeeping tick
-    "crash-tick",  # the scheduled tick dies before its n-th table write
-    "crash-housekeeping",  # the first housekeeping tick dies before its n-th write
-    "poll-dropped",  # dropped connections on polls
-    "manual-backup",  # an on-demand backup in the afternoon (pays any debt)
-)
-LONG_OUTAGE = timedelta(hours=30)  # longer than the RPO: a breach it explains
-
-
-class Crash(BaseException):
-    """The process dies here: nothing catches it, later writes never happen."""
-
-
-@dataclass
-class CrashPlan:
-    writes_left: int
-    crashed: bool = False
-    where: str = ""  # the write it died before (traced)
-
-
-class CrashingTable:
-    """A TableClient whose ``writes_left``-th next write kills the process."""
-
-    WRITES = frozenset(
-        {"create_entity", "update_entity", "upsert_entity", "delete_entity", "submit_transaction"}
-    )
-
-    def __init__(self, inner: Any, plan: CrashPlan) -> None:
-        self._inner = inner
-        self._plan = plan
-
-    def __getattr__(self, name: str) -> Any:
-        if self._plan.crashed:
-            raise Crash(f"the process is dead: it crashed {self._plan.where}")
-        attr = getattr(self._inner, name)
-        if name not in self.WRITES:
-            return attr
-
-        def write(*args: Any, **kwargs: Any) -> Any:
-            if self._plan.writes_left <= 0:
-                entity = args[0] if args else kwargs.get("entity")
-                if isinstance(entity, dict):
-                    where = f" of {entity.get('PartitionKey')}/{entity.get('RowKey')}"
-                else:
-                    where = f" of {'/'.join(map(str, args[:2]))}" if args else ""
-                self._plan.where = f"before {name}{where}"
-                self._plan.crashed = True
-                raise Crash(f"crash {self._plan.where}")
-            self._plan.writes_left -= 1
-            return attr(*args, **kwargs)
-
-        return write
-
-
-class Unreachable:
-    """Storage that cannot be reached: every use fails as the SDK fails."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise ServiceRequestError("storage unreachable (simulated)")
-
 
 class SimClock:
     def __init__(self, start: datetime) -> None:
@@ -128,71 +43,6 @@ class SimClock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class SignalCounter(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.counts: Counter[str] = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.counts[record.getMessage().split(" ", 2)[1]] += 1
-
-
-@dataclass
-class Totals:
-    nights: int = 0
-    services: int = len(SERVICES)
-    faults: Counter[str] = field(default_factory=Counter)
-    scheduled_started: int = 0
-    scheduled_owed: int = 0
-    catch_up_started: int = 0
-    manual_started: int = 0
-    ticks: int = 0
-    tick_failures: int = 0
-    crashes: int = 0
-    throttle_waits: int = 0
-    backups_succeeded: int = 0
-    backups_failed: int = 0
-    backups_pruned: int = 0
-    unconfirmed_starts: int = 0
-    unconfirmed_succeeded: int = 0
-    unconfirmed_failed: int = 0
-    rpo_breach_ticks: int = 0
-    rpo_breaches_explained: int = 0
-    rpo_breaches_unexplained: int = 0
-    max_age_hours: float = 0.0
-    signals: Counter[str] = field(default_factory=Counter)
-    ledger_rows: int = 0
-    blobs: int = 0
-    manifests: int = 0
-    apim_backups: int = 0
-    seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
-
-    def lines(self) -> list[str]:
-        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
-        signals = ", ".join(f"{k} {v}" for k, v in sorted(self.signals.items())) or "none"
-        return [
-            f"nights {self.nights}, services {self.services}, housekeeping ticks {self.ticks}",
-            f"faults injected: {sum(self.faults.values())} ({faults})",
-            f"scheduled starts {self.scheduled_started}, owed at the tick {self.scheduled_owed}, "
-            f"caught up by housekeeping {self.catch_up_started}, on demand {self.manual_started}",
-            f"throttle waits {self.throttle_waits}; unconfirmed starts {self.unconfirmed_starts} "
-            f"(settled Succeeded {self.unconfirmed_succeeded}, Failed {self.unconfirmed_failed})",
-            f"crashes {self.crashes}; ticks that failed (storage down, crash) {self.tick_failures}",
-            f"backups: Succeeded {self.backups_succeeded}, Failed {self.backups_failed}, "
-            f"Pruned {self.backups_pruned}; APIM took {self.apim_backups} backups",
-            f"RPO {RPO_HOURS:g} h: breached at {self.rpo_breach_ticks} tick(s) "
-            f"({self.rpo_breaches_explained} explained by an outage longer than the RPO, "
-            f"{self.rpo_breaches_unexplained} unexplained); oldest newest-backup seen "
-            f"{self.max_age_hours:.1f} h",
-            f"signals: {signals}",
-            f"at the end: ledger rows {self.ledger_rows}, blobs {self.blobs} "
-            f"({self.manifests} of them manifests)",
-            f"problems: {len(self.problems)}" + "".join(f"\n  - {p}" for p in self.problems),
-            f"wall time {self.seconds:.1f} s",
-        ]
 
 
 class Year:
@@ -237,19 +87,6 @@ class Year:
 
     # -- faults ------------------------------------------------------------------------
 
-    def plan(self) -> list[list[str]]:
-        """Which faults on which night: every kind early (so a short run has them all),
-        then about two nights in three with one or two faults."""
-        nights: list[list[str]] = [[] for _ in range(self.nights)]
-        kinds = list(FAULTS)
-        for i, kind in enumerate(kinds):
-            if 1 + i < self.nights:
-                nights[1 + i].append(kind)
-        for night in range(1 + len(kinds), self.nights):
-            if self.rng.random() < 0.67:
-                nights[night] = self.rng.sample(kinds, self.rng.choice((1, 1, 2)))
-        return nights
-
     @contextmanager
     def crashing(self, writes: int) -> Iterator[CrashPlan]:
         plan = CrashPlan(writes)
@@ -293,30 +130,6 @@ class Year:
             polling=False,
         )
         self.control.set_duration(BACKUP_SECONDS)
-
-    def arm_start_fault(self, kind: str, service: str) -> None:
-        path = f"/service/{service}/backup"
-        inject = self.control.inject_fault
-        if kind == "throttled-start":
-            inject(method="POST", path_contains=path, status=429, retry_after=3)
-            inject(method="POST", path_contains=path, status=503, retry_after=4)
-        elif kind == "throttled-past-budget":
-            inject(method="POST", path_contains=path, status=429, retry_after=40, times=3)
-        elif kind == "start-500-taken":
-            inject(method="POST", path_contains=path, status=500, accept=True)
-        elif kind == "start-dropped-taken":
-            inject(method="POST", path_contains=path, action="drop", accept=True)
-        elif kind == "start-dropped-lost":
-            inject(method="POST", path_contains=path, action="drop")
-        elif kind == "start-502-lost":
-            inject(method="POST", path_contains=path, status=502)
-        elif kind == "throttled-poll":
-            inject(method="GET", path_contains="/operationresults/", status=429, retry_after=60)
-            inject(method="GET", path_contains="/operationresults/", status=503, retry_after=60)
-        elif kind == "poll-dropped":
-            inject(method="GET", path_contains="/operationresults/", action="drop", times=2)
-        elif kind == "operation-fails":
-            self.control.fail_next_operation(service, "BackupFailed", "Simulated failure")
 
     # -- tracing -----------------------------------------------------------------------
 
@@ -443,7 +256,7 @@ class Year:
             self.outages.append((victim, self.clock.now, self.clock.now + LONG_OUTAGE))
         self.at(at_0200)
         for kind in kinds:
-            self.arm_start_fault(kind, victim)
+            arm_start_fault(self.control, kind, victim)
         self.run_tick(kinds)
         for n, minutes in enumerate(TICKS):
             self.at(at_0200 + timedelta(minutes=minutes))
@@ -466,10 +279,10 @@ class Year:
         began = time.perf_counter()
         self.control.set_duration(BACKUP_SECONDS)
         self.control.set_retry_after(1)
-        plan = self.plan()
+        plan_ = plan(self.nights, self.rng)
         if self.nights >= 60:
-            plan[self.nights // 2] = ["long-outage"]
-        for index, kinds in enumerate(plan):
+            plan_[self.nights // 2] = ["long-outage"]
+        for index, kinds in enumerate(plan_):
             self.night(index, kinds)
             if progress and (index + 1) % 50 == 0:
                 progress(f"  night {index + 1}: {time.perf_counter() - began:.0f} s")
@@ -576,32 +389,3 @@ def simulate(
         signals_log.removeHandler(counter)
     totals.signals = counter.counts
     return totals
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.year", description=__doc__)
-    parser.add_argument("--nights", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument(
-        "--trace-night",
-        action="append",
-        default=[],
-        type=date.fromisoformat,
-        metavar="YYYY-MM-DD",
-        help="print what the tick, housekeeping and the debts did that day (repeatable)",
-    )
-    args = parser.parse_args(argv)
-    logging.getLogger().addHandler(logging.NullHandler())  # the product's own logs: quiet
-    import os
-
-    with LocalStack.start() as stack:
-        os.environ["REQUESTS_CA_BUNDLE"] = stack.ca_bundle
-        print(f"Simulating {args.nights} nights of {len(SERVICES)} services (seed {args.seed})")
-        totals = simulate(stack, args.nights, args.seed, frozenset(args.trace_night))
-    print("\n".join(totals.lines()))
-    if totals.problems:
-        raise SystemExit(1)
-
-
-if __name__ == "__main__":
-    main()
