@@ -9,14 +9,28 @@ from datetime import date
 
 import bench.year
 from bench.year.driver import simulate
-from bench.year.world import SERVICES
+from bench.year.faults import DEFECTS, FAULTS
+from bench.year.world import DEFAULTS, SERVICES, YearSettings
 from devstack.stack import LocalStack
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.year", description=bench.year.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.year",
+        description=bench.year.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--nights", type=int, default=400)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--retention-days", type=int, default=DEFAULTS.retention_days)
+    parser.add_argument("--min-keep", type=int, default=DEFAULTS.min_keep)
+    parser.add_argument("--ledger-history-days", type=int, default=DEFAULTS.ledger_history_days)
+    parser.add_argument(
+        "--defects",
+        action="store_true",
+        help="also inject the faults that reproduce issue 17's defects (the year then "
+        f"fails until they are fixed): {', '.join(DEFECTS)}",
+    )
     parser.add_argument(
         "--trace-night",
         action="append",
@@ -26,11 +40,23 @@ def main(argv: list[str] | None = None) -> None:
         help="print what the tick, housekeeping and the debts did that day (repeatable)",
     )
     args = parser.parse_args(argv)
+    settings = YearSettings(
+        retention_days=args.retention_days,
+        min_keep=args.min_keep,
+        ledger_history_days=args.ledger_history_days,
+    )
+    kinds = FAULTS + tuple(DEFECTS) if args.defects else FAULTS
     logging.getLogger().addHandler(logging.NullHandler())  # the product's own logs: quiet
     with LocalStack.start() as stack:
         os.environ["REQUESTS_CA_BUNDLE"] = stack.ca_bundle
-        print(f"Simulating {args.nights} nights of {len(SERVICES)} services (seed {args.seed})")
-        totals = simulate(stack, args.nights, args.seed, frozenset(args.trace_night))
+        print(
+            f"Simulating {args.nights} nights of {len(SERVICES)} services (seed {args.seed}, "
+            f"RETENTION_DAYS={settings.retention_days}, MIN_KEEP={settings.min_keep}, "
+            f"LEDGER_HISTORY_DAYS={settings.ledger_history_days})"
+        )
+        totals = simulate(
+            stack, args.nights, args.seed, settings, kinds, frozenset(args.trace_night)
+        )
     print("\n".join(totals.lines()))
     if totals.problems:
         raise SystemExit(1)
