@@ -124,6 +124,7 @@ class Year:
         self.tap = SignalTap(self.clock)
         self.record = Record(
             control=self.control,
+            container=env["BACKUP_CONTAINER"],
             list_blobs=lambda: _listing(container),
             read_ledger=lambda: _entities(ledger),
             read_operations=lambda: _entities(self.ops_table),

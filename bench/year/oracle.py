@@ -163,25 +163,24 @@ class Oracle:
                 self._pending.append((seen, there))
         self._judge_rpo(step, now, [s for s in signals if s.name == "RpoBreached"], rpo_signal)
 
-    def _backups_of(self, service: str) -> list[ApimOperation]:
-        ours = self.record.backups(self.policy.container)
-        return sorted(
-            (op for op in ours if op.service == service),
-            key=lambda op: (op.taken_at, op.backup_name),
-            reverse=True,
-        )
-
     def restorable(self, service: str, at: datetime) -> list[ApimOperation]:
         """``service``'s restorable backups now, newest first."""
         return self._restorable(service, at, self.record.present)
 
-    def _restorable(self, service: str, at: datetime, blobs: set[str]) -> list[ApimOperation]:
-        """Newest first: backups APIM finished, blob in ``blobs``, younger than 30 days."""
-        return [
-            op
-            for op in self._backups_of(service)
-            if op.succeeded and op.backup_name in blobs and at - op.taken_at < VALIDITY
-        ]
+    def _restorable(
+        self, service: str, at: datetime, blobs: set[str], limit: int | None = None
+    ) -> list[ApimOperation]:
+        """Newest first, at most ``limit``: backups APIM finished, blob in ``blobs``,
+        younger than 30 days at ``at``."""
+        found: list[ApimOperation] = []
+        for op in self.record.backups_of(service):
+            if at - op.taken_at >= VALIDITY:
+                break  # newest first: the rest are older still
+            if op.succeeded and op.backup_name in blobs and op.taken_at <= at:
+                found.append(op)
+                if limit is not None and len(found) >= limit:
+                    break
+        return found
 
     def _judge_rpo(
         self, step: str, now: datetime, signals: list[SignalSeen], must_signal: bool
@@ -191,7 +190,7 @@ class Oracle:
         present = self.record.present
         signalled = {str(s.fields.get("service")) for s in signals}
         for service in self.policy.services:
-            restorable = self._restorable(service, now, present)
+            restorable = self._restorable(service, now, present, limit=1)
             newest = restorable[0] if restorable else None
             since = newest.taken_at if newest else self.injected.runs[0]
             deadline = since + self.policy.rpo
@@ -246,7 +245,7 @@ class Oracle:
             self.counts.deleted_manifests += 1
         else:
             self.counts.deleted_backups += 1
-        ops = [op for op in self.record.backups(self.policy.container) if op.backup_name == name]
+        ops = self.record.backups_named(name)
         if not ops:
             self._problem(
                 "b", deletion.by, f"{deletion.name} deleted ({deletion.step}): no backup "
@@ -267,7 +266,7 @@ class Oracle:
             )
         elif backup.succeeded:
             blobs = self.record.before | self.record.present
-            newest = self._restorable(backup.service, deletion.by, blobs)[: policy.min_keep]
+            newest = self._restorable(backup.service, deletion.by, blobs, policy.min_keep)
             if backup in newest:
                 self._problem(
                     "b",
@@ -276,11 +275,11 @@ class Oracle:
                     f"{policy.min_keep} newest restorable backups of {backup.service} "
                     f"({', '.join(op.backup_name for op in newest)})",
                 )
-        for restore in self.record.restores(policy.container):
+        for restore in self.record.restores():
             if (
                 restore.backup_name == name
                 and restore.started_at <= deletion.after
-                and restore.due_at >= deletion.by
+                and restore.due_at > deletion.by
             ):
                 self._problem(
                     "b",
@@ -321,7 +320,7 @@ class Oracle:
                 "vanished",
             )
         by_name: dict[str, list[ApimOperation]] = defaultdict(list)
-        for op in self.record.backups(self.policy.container):
+        for op in self.record.backups():
             by_name[op.backup_name].append(op)
         for name, ops in by_name.items():
             row = rows.get(name)
@@ -429,7 +428,7 @@ class Oracle:
         return "the start never reached APIM"
 
     def _judge_needless(self, now: datetime) -> None:
-        ours = self.record.backups(self.policy.container)
+        ours = self.record.backups()
         taken = Counter(op.backup_name for op in ours)
         for name, count in taken.items():
             if count > 1:
@@ -461,7 +460,7 @@ class Oracle:
                         op.backup_name,
                     )
                     break
-        for op in self.record.restores(self.policy.container):
+        for op in self.record.restores():
             if op.id not in self._final and op.status != "Running":
                 self._final.add(op.id)
                 self._count(op)

@@ -206,6 +206,7 @@ class Record:
     """What happened, as the emulator and storage saw it."""
 
     control: Control
+    container: str  # the backup container the year watches (BACKUP_CONTAINER)
     list_blobs: Callable[[], Iterable[str]]  # the container's blob names
     read_ledger: Callable[[], Iterable[dict[str, Any]]]  # raw ledger entities
     read_operations: Callable[[], Iterable[dict[str, Any]]]  # raw OPERATIONS_TABLE entities
@@ -217,14 +218,23 @@ class Record:
     deletions: list[Deletion] = field(default_factory=list)
     ledger: dict[str, LedgerRow] = field(default_factory=dict)  # at the last night's end
     ever: dict[str, LedgerRow] = field(default_factory=dict)  # every row seen, as last seen
+    # Indexes of the container's operations, rebuilt when one starts or changes:
+    _backups: list[ApimOperation] = field(default_factory=list)  # in start order
+    _restores: list[ApimOperation] = field(default_factory=list)
+    _by_service: dict[str, list[ApimOperation]] = field(default_factory=dict)  # newest first
+    _by_name: dict[str, list[ApimOperation]] = field(default_factory=dict)
 
     def observe(self, step: str, began: datetime, now: datetime) -> list[Deletion]:
         """After a step: what APIM did meanwhile, then the container (in that order: asking
         the emulator finishes the operations whose time has come, writing their blobs)."""
+        changed = False
         for raw in self.control.operations_since(self.since.isoformat()):
             operation = ApimOperation.of(raw)
+            changed = changed or self.operations.get(operation.id) != operation
             self.operations[operation.id] = operation
         self.since = now
+        if changed:
+            self._index()
         listing = set(self.list_blobs())
         gone = [Deletion(n, step, began, now) for n in sorted(self.present - listing)]
         self.before, self.present = self.present, listing
@@ -271,16 +281,31 @@ class Record:
 
     # -- questions the oracle asks ----------------------------------------------------
 
-    def backups(self, container: str) -> list[ApimOperation]:
-        return [
-            op
-            for op in self.operations.values()
-            if op.kind == "backup" and op.container == container
-        ]
+    def _index(self) -> None:
+        ours = sorted(
+            (op for op in self.operations.values() if op.container == self.container),
+            key=lambda op: op.started_at,
+        )
+        self._backups = [op for op in ours if op.kind == "backup"]
+        self._restores = [op for op in ours if op.kind == "restore"]
+        self._by_service, self._by_name = {}, {}
+        for op in self._backups:
+            self._by_service.setdefault(op.service, []).append(op)
+            self._by_name.setdefault(op.backup_name, []).append(op)
+        for ops in self._by_service.values():
+            ops.sort(key=lambda op: (op.taken_at, op.backup_name), reverse=True)
 
-    def restores(self, container: str) -> list[ApimOperation]:
-        return [
-            op
-            for op in self.operations.values()
-            if op.kind == "restore" and op.container == container
-        ]
+    def backups(self) -> list[ApimOperation]:
+        """The backups APIM took into the container, in the order it started them."""
+        return self._backups
+
+    def restores(self) -> list[ApimOperation]:
+        """The restores APIM ran from the container, in the order it started them."""
+        return self._restores
+
+    def backups_of(self, service: str) -> list[ApimOperation]:
+        """``service``'s backups, newest first (by the time in their names)."""
+        return self._by_service.get(service, [])
+
+    def backups_named(self, name: str) -> list[ApimOperation]:
+        return self._by_name.get(name, [])
