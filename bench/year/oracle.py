@@ -161,7 +161,7 @@ class Oracle:
                 name = str(seen.fields.get("backupName", ""))
                 there = name in self.record.present or name in self.record.before
                 self._pending.append((seen, there))
-        self._judge_rpo(step, now, [s for s in signals if s.name == "RpoBreached"], rpo_signal)
+        self._judge_rpo(now, [s for s in signals if s.name == "RpoBreached"], rpo_signal)
 
     def restorable(self, service: str, at: datetime) -> list[ApimOperation]:
         """``service``'s restorable backups now, newest first."""
@@ -182,9 +182,7 @@ class Oracle:
                     break
         return found
 
-    def _judge_rpo(
-        self, step: str, now: datetime, signals: list[SignalSeen], must_signal: bool
-    ) -> None:
+    def _judge_rpo(self, now: datetime, signals: list[SignalSeen], must_signal: bool) -> None:
         if not self.injected.runs:
             return  # before the first scheduled run nothing is promised
         present = self.record.present
@@ -223,7 +221,7 @@ class Oracle:
                         now,
                         f"{service}: {what}, {age} h old, past the RPO"
                         f"{' (in an injected outage)' if excused else ''}, but the "
-                        f"housekeeping tick ({step}) signalled no RpoBreached for it",
+                        "housekeeping tick signalled no RpoBreached for it",
                         "signal",
                         service,
                         str(self.night),
