@@ -148,8 +148,9 @@ class Oracle:
     # -- after every step -------------------------------------------------------------
 
     def after_step(self, step: str, began: datetime, now: datetime, rpo_signal: bool) -> None:
-        """``rpo_signal``: the step was a housekeeping tick that ran to its end, so each
-        service the oracle sees in breach must have been signalled in it."""
+        """``rpo_signal``: the step was a housekeeping tick the year did not break on
+        purpose (storage down, a crash), so each service the oracle sees in breach must
+        have been signalled in it, whatever else went wrong in the tick."""
         self.counts.steps += 1
         gone = self.record.observe(step, began, now)
         for deletion in gone:
