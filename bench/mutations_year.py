@@ -1,5 +1,5 @@
 """Does the CI year catch the product being wrong? Each mutation of issue 17 is applied to a
-throwaway copy of this tree and the CI year (tests/integration/test_year.py's short year)
+throwaway copy of this tree and the CI year (tests/**/test_year.py's short year)
 is run there; a mutation the year does not fail on is missed.
 
     .venv/bin/python -m bench.mutations_year [--only NAME ...] [--baseline] [--keep]
@@ -7,7 +7,8 @@ is run there; a mutation the year does not fail on is missed.
 Each mutation is found by its text anywhere under shared/ (the modules may move: the
 text is what must exist exactly once), never in this tree itself. Prints, per mutation,
 caught or missed, the oracle's checks that failed (bench/year/oracle.py's letters) and
-the first problem. Exit status 1 when any mutation is missed. About a minute each.
+the first problem. Exit status 1 when any mutation is missed, the unmutated year fails
+(``--baseline``) or a year could not run. One to two minutes each.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST = "tests/integration/test_year.py::test_a_short_year_keeps_every_promise"
+TEST = "test_a_short_year_keeps_every_promise"  # in tests/**/test_year.py, wherever it is
 IGNORE = shutil.ignore_patterns(
     ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".localstack"
 )
@@ -93,10 +94,16 @@ def apply(tree: Path, mutation: Mutation) -> Path:
 
 @dataclass(frozen=True)
 class Outcome:
-    caught: bool
+    caught: bool  # the year ran and failed
+    ran: bool  # pytest ran the year (exit 0 or 1), rather than failing to start
     checks: str
     first: str
     seconds: float
+
+
+def year_test(tree: Path) -> str:
+    [path] = sorted(tree.glob("tests/**/test_year.py"))
+    return f"{path.relative_to(tree)}::{TEST}"
 
 
 def run_year(tree: Path) -> Outcome:
@@ -110,7 +117,7 @@ def run_year(tree: Path) -> Outcome:
         raise SystemExit(f"the copy imports another tree's product: {where.stdout.strip()}")
     began = time.perf_counter()
     done = subprocess.run(
-        [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", TEST],
+        [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", year_test(tree)],
         cwd=tree, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     seconds = time.perf_counter() - began
@@ -119,7 +126,8 @@ def run_year(tree: Path) -> Outcome:
     first = re.search(r"^  - (\[[a-z]\] .*)$", output, re.MULTILINE)
     failure = re.search(r"^E\s+(.*)$", output, re.MULTILINE)
     return Outcome(
-        caught=done.returncode != 0,
+        caught=done.returncode == 1,
+        ran=done.returncode in (0, 1),  # 2-5: interrupted, internal error, usage, no tests
         checks=summary[1] if summary else "",
         first=first[1] if first else (failure[1] if failure else output.strip()[-300:]),
         seconds=seconds,
@@ -141,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         name = mutation.name if mutation else "baseline (no mutation)"
         changed = apply(tree, mutation).relative_to(tree) if mutation else None
         outcome = run_year(tree)
-        if mutation is None:
+        if not outcome.ran:
+            verdict = "DID NOT RUN"
+            missed += 1
+        elif mutation is None:
             verdict = "FAILS (the year must pass unmutated)" if outcome.caught else "passes"
             missed += outcome.caught
         else:
@@ -152,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  mutation: {mutation.what} ({changed})")
         if outcome.checks:
             print(f"  checks that failed: {outcome.checks}")
-        if outcome.caught:
+        if outcome.caught or not outcome.ran:
             print(f"  first: {outcome.first}")
         sys.stdout.flush()
         if args.keep:
