@@ -3,7 +3,6 @@ stack, judged by an oracle that is not the product.
 
     .venv/bin/python -m bench.year [--nights 400] [--seed 13]      (or: make year)
     .venv/bin/python -m bench.year --trace-night 2027-10-26   (what happened that day)
-    .venv/bin/python -m bench.year --nights 6 --defects       (issue 17's defects too)
 
 Drives the product (its own functions, a Runtime with a simulated clock) against Azurite
 and the APIM emulator (whose clock is stopped and moved with the product's) through
@@ -15,7 +14,7 @@ ledger's completeness, the failure signals and needless backups; at the end, tha
 everything settled. Prints the oracle's totals; exits 1 on any problem.
 
 - ``world``: the services, the calendar and the settings;
-- ``faults``: the fault matrix (and the defects' faults) and the means to inject each;
+- ``faults``: the fault matrix and the means to inject each kind;
 - ``driver``: the simulated clock and the nights, through the product's functions;
 - ``record``: the year's own record of what happened, from the emulator and storage;
 - ``oracle``: the checks, from that record alone (it imports nothing of the product);

@@ -9,7 +9,6 @@ from datetime import date
 
 import bench.year
 from bench.year.driver import simulate
-from bench.year.faults import DEFECTS, FAULTS
 from bench.year.world import DEFAULTS, SERVICES, YearSettings
 from devstack.stack import LocalStack
 
@@ -26,12 +25,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-keep", type=int, default=DEFAULTS.min_keep)
     parser.add_argument("--ledger-history-days", type=int, default=DEFAULTS.ledger_history_days)
     parser.add_argument(
-        "--defects",
-        action="store_true",
-        help="also inject the faults that reproduce issue 17's defects (the year then "
-        f"fails until they are fixed): {', '.join(DEFECTS)}",
-    )
-    parser.add_argument(
         "--trace-night",
         action="append",
         default=[],
@@ -45,7 +38,6 @@ def main(argv: list[str] | None = None) -> None:
         min_keep=args.min_keep,
         ledger_history_days=args.ledger_history_days,
     )
-    kinds = FAULTS + tuple(DEFECTS) if args.defects else FAULTS
     logging.getLogger().addHandler(logging.NullHandler())  # the product's own logs: quiet
     with LocalStack.start() as stack:
         os.environ["REQUESTS_CA_BUNDLE"] = stack.ca_bundle
@@ -54,9 +46,8 @@ def main(argv: list[str] | None = None) -> None:
             f"RETENTION_DAYS={settings.retention_days}, MIN_KEEP={settings.min_keep}, "
             f"LEDGER_HISTORY_DAYS={settings.ledger_history_days})"
         )
-        totals = simulate(
-            stack, args.nights, args.seed, settings, kinds, frozenset(args.trace_night)
-        )
+        trace = frozenset(args.trace_night)
+        totals = simulate(stack, args.nights, args.seed, settings, trace=trace)
     print("\n".join(totals.lines()))
     if totals.problems:
         raise SystemExit(1)

@@ -47,7 +47,8 @@ MATRIX: dict[str, str] = {
         "the run must not be marked covered while a service has no backup"
     ),
     "long-outage": "a deployment holds the service Updating for 30 h, longer than the RPO",
-    # Issue 17's defects, fixed: kept in the matrix so that none comes back unseen.
+    # Issue 17's defects the year reproduced, each failing the year by the check that saw
+    # it (docs/reliability.md) until its fix landed: kept so that none comes back unseen.
     "outage-listing-refused": (
         "a 30 h outage while the blob listing is refused (a missing data role): pruning "
         "fails, the RPO must still be signalled (defect 1)"
@@ -56,6 +57,14 @@ MATRIX: dict[str, str] = {
     "unreadable-operation-row": (
         "an operation row with an unknown Kind (a newer version) from 01:00 to the night's "
         "end, and the victim's backup fails in APIM: housekeeping goes on (defect 5)"
+    ),
+    "retry-503-taken": (
+        "503 with Retry-After on the start, which APIM did take: the retry meets 409, and "
+        "the backup must still be in the ledger, and only once (defect 3)"
+    ),
+    "debt-after-accept": (
+        "a throttled start that APIM accepts, then storage loses the write of its operation "
+        "URL: the debt it leaves must be paid by that very backup (defect 6)"
     ),
 }
 FAULTS = tuple(MATRIX)
@@ -70,18 +79,6 @@ ALONE = frozenset(
         *OUTAGES,
     }
 )
-
-# The defects of issue 17 the year can reproduce that are not fixed yet; off unless asked
-# for (``--defects``), as each makes the year fail until it is fixed. Then the kind moves
-# into MATRIX (as 1, 2 and 5 did). Kind -> (defect number, what it does).
-DEFECTS: dict[str, tuple[int, str]] = {
-    "retry-503-taken": (3, "503 with Retry-After on the start, which APIM did take"),
-    "debt-after-accept": (
-        6,
-        "a throttled start that APIM accepts, then storage refuses the write of its "
-        "operation URL: the debt is recorded after the backup's own name",
-    ),
-}
 
 LONG_OUTAGE = timedelta(hours=30)  # longer than the RPO: a breach it explains
 RESTORE_MINUTES = 25  # restore-while-pruning: still running at 02:05 and 02:10

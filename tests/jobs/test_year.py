@@ -1,7 +1,8 @@
 """A short simulated year judged by the oracle (bench/year/oracle.py): every fault kind of
-the matrix, pruning (a 2-day retention under MIN_KEEP=4), restores while pruning runs,
-standby sync every night, a 30-hour outage, and ledger history deletion (31 days), with
-every check run after every step and at every night's end. The full 400 nights are
+the matrix (issue 17's year-shaped defects included), pruning (a 2-day retention under
+MIN_KEEP=4), restores while pruning runs, standby sync every night, two 30-hour outages,
+and ledger history deletion (31 days), with every check run after every step and at every
+night's end. The full 400 nights are
 ``make year``; docs/reliability.md, "The simulated year", says what each check means."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.year.driver import simulate
-from bench.year.faults import DEFECTS, FAULTS
+from bench.year.faults import FAULTS
 from bench.year.world import SHORT
 from devstack.stack import LocalStack
 
@@ -40,37 +41,6 @@ def test_a_short_year_keeps_every_promise(emulator: LocalStack):
     # Each night's backup of each service happened (scheduled or caught up).
     assert judged.backups_succeeded >= NIGHTS * totals.services
     assert totals.catch_up_started >= 4 and totals.throttle_waits >= 2 and totals.crashes >= 3
-
-
-# The checks that see each defect not fixed yet (bench/year/oracle.py's letters): 3, a
-# backup APIM took that the ledger never learns of (and the catch-up it causes); 6, a
-# second backup for one run. (1, 2 and 5 are fixed: their kinds are in the matrix.)
-SEEN_BY = {3: "ce", 6: "e"}
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            kind,
-            marks=pytest.mark.xfail(
-                strict=True, raises=AssertionError, reason=f"issue 17, defect {number}"
-            ),
-        )
-        for kind, (number, _) in DEFECTS.items()
-    ],
-)
-def test_the_year_sees_a_known_defect(emulator: LocalStack, kind: str):
-    """Issue 17's defects the year can reproduce, each alone in a short year: the year
-    fails, by the check that should see it, until the defect is fixed. Then this passes
-    (strict: XPASS fails the run), its marker goes, and the kind joins FAULTS."""
-    number, _ = DEFECTS[kind]
-    totals = simulate(emulator, 3 if "outage" in kind else 2, seed=7, settings=SHORT, kinds=(kind,))
-    print("\n".join(totals.lines()))
-    unexpected = [p for p in totals.problems if p[1] not in SEEN_BY[number]]
-    if unexpected:  # not what this defect looks like: a real failure, not the xfail
-        raise RuntimeError("\n".join(unexpected))
-    assert totals.problems == [], f"defect {number}: {totals.problems[0]}"
 
 
 def test_the_oracle_imports_nothing_of_the_product():
