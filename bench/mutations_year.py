@@ -74,6 +74,40 @@ MUTATIONS = (
         "        if row.status is Status.RUNNING:\n            return True  # mutant\n"
         "        if row.status is Status.RUNNING and row.operation_id:\n",
     ),
+    # Issue 19: change backups.
+    Mutation(
+        "no-max-delay",
+        "debouncing waits for quiet only: CHANGE_MAX_DELAY_MINUTES ignored",
+        "    if now >= overdue_at:\n",
+        "    if False:  # mutant\n",
+    ),
+    Mutation(
+        "no-daily-cap",
+        "CHANGE_BACKUPS_PER_DAY ignored",
+        "    if backups_last_day >= policy.per_day:\n",
+        "    if False:  # mutant\n",
+    ),
+    Mutation(
+        "own-writes-are-changes",
+        "the product's own backup and restore actions count as configuration changes",
+        "    if lowered.endswith(OWN_ACTIONS):\n",
+        "    if False:  # mutant\n",
+    ),
+    # Issue 20: restores and drills.
+    Mutation(
+        "no-drill-row",
+        "a settled standby-sync restore is not recorded as its pair's drill",
+        "    drills.record(runtime, operation)\n",
+        "    pass  # mutant\n",
+    ),
+    Mutation(
+        "outcome-ends-at-start",
+        "every outcome record says its operation ended when it was started",
+        "    outcomes.emit(operation, size, code)\n",
+        "    outcomes.emit(\n"
+        "        operation.with_changes(completed_at=operation.created_at), size, code\n"
+        "    )\n",
+    ),
 )
 
 

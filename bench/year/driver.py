@@ -20,6 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from bench.year.changes import TICK, Changes, plan_day
 from bench.year.faults import (
     FAULTS,
     LONG_OUTAGE,
@@ -38,6 +39,7 @@ from bench.year.faults import (
     plan,
 )
 from bench.year.oracle import Oracle, Policy
+from bench.year.protection import ChangePolicy
 from bench.year.record import Injected, Outage, Record, SignalTap
 from bench.year.totals import Totals
 from bench.year.world import (
@@ -57,6 +59,8 @@ from shared.runtime import Runtime
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+CHANGE_DAY_BEFORE = 720  # the change day runs before this tick (14:00), after 05:00's
 
 
 class SimClock:
@@ -138,8 +142,17 @@ class Year:
             min_keep=settings.min_keep,
             history=timedelta(days=settings.ledger_history_days),
             operation_timeout=timedelta(minutes=settings.operation_timeout_minutes),
+            change=ChangePolicy(
+                max_delay=timedelta(minutes=settings.change_max_delay_minutes),
+                per_day=settings.change_backups_per_day,
+                tick=TICK,
+                backup=timedelta(seconds=BACKUP_SECONDS),
+            ),
+            standby=settings.standby,
         )
         self.oracle = Oracle(self.record, policy, self.injected, self.tap)
+        self.changes = Changes(self)
+        self.change_rng = random.Random(seed + 1)  # the faults' year stays as it was
         self.refused_until: datetime | None = None  # outage-listing-refused
 
     # -- time --------------------------------------------------------------------------
@@ -157,6 +170,7 @@ class Year:
         self.advance((moment - self.clock.now).total_seconds())
 
     def observe(self, step: str, began: datetime, rpo_signal: bool = False) -> None:
+        self.changes.deliver()  # the events the step published, as Event Grid would
         self.oracle.after_step(step, began, self.clock.now, rpo_signal)
 
     def begin(self, step: str) -> datetime:
@@ -349,6 +363,7 @@ class Year:
     def run_standby(self) -> None:
         began = self.begin("standby sync")
         started = restores.standby_sync(self.runtime)
+        self.injected.standby_syncs.append((began, self.clock.now))
         self.totals.restores_started += len(started)
         self.trace(f"standby sync: {[op.backup_name for op in started]}")
         self.observe("standby sync", began)
@@ -389,6 +404,7 @@ class Year:
         day = START + timedelta(days=index)
         at_0200 = day.replace(hour=2)
         victim = self.rng.choice(SERVICES)
+        change_day = plan_day(index, victim, SERVICES, self.change_rng)
         self.oracle.night = index
         self.tracing = day.date() in self.trace_days
         if self.tracing:
@@ -418,6 +434,9 @@ class Year:
             arm_start_fault(self.control, kind, victim)
         self.run_tick(kinds, victim)
         for n, minutes in enumerate(TICKS):
+            if change_day is not None and minutes == CHANGE_DAY_BEFORE:
+                self.totals.change_days.update([change_day.pattern])
+                self.changes.run_day(change_day, day, self.run_housekeeping)
             self.at(at_0200 + timedelta(minutes=minutes))
             if minutes == STANDBY_AT and self.settings.standby:
                 self.run_standby()
@@ -471,6 +490,9 @@ class Year:
         totals.ledger_rows = len(record.ledger)
         totals.blobs = len(record.present)
         totals.manifests = sum(n.endswith(".manifest.json") for n in record.present)
+        totals.events = self.changes.counts
+        totals.change_policy = self.oracle.policy.change
+        totals.drill_warning_days = self.settings.drill_warning_days
 
 
 def simulate(

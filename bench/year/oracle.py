@@ -41,6 +41,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bench.year.protection import ChangeFigures, ChangeJudge, ChangePolicy
 from bench.year.record import (
     MANIFEST_SUFFIX,
     ApimOperation,
@@ -53,6 +54,7 @@ from bench.year.record import (
     backup_of,
     named_time,
 )
+from bench.year.rto import RestoreFigures, judge_restores
 
 VALIDITY = timedelta(days=30)  # APIM restores a backup for 30 days (docs/ledger.md)
 RECOVERY_TICKS = 3
@@ -62,6 +64,8 @@ CHECKS = {
     "c": "ledger",
     "d": "failure signals",
     "e": "needless backups",
+    "f": "configuration changes",
+    "r": "restores",
     "z": "the end",
 }
 
@@ -77,6 +81,8 @@ class Policy:
     min_keep: int
     history: timedelta
     operation_timeout: timedelta
+    change: ChangePolicy
+    standby: tuple[str, str] | None
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ class Counts:
     max_age_in_outage: float = 0.0
     rpo_signals_due: int = 0  # (tick, service) pairs in breach that must signal
     failure_causes: Counter[str] = field(default_factory=Counter)
+    changes: ChangeFigures = field(default_factory=ChangeFigures)
+    restore_times: RestoreFigures = field(default_factory=RestoreFigures)
 
 
 def _hours(delta: timedelta) -> float:
@@ -131,6 +139,8 @@ class Oracle:
         self._rows_before: dict[str, LedgerRow] = {}
         self._history_deleted: set[str] = set()
         self._final: set[str] = set()  # operations counted and judged for [e]
+        self.changes = ChangeJudge(record, injected, policy.change)
+        self.counts.changes = self.changes.figures
 
     # -- reporting --------------------------------------------------------------------
 
@@ -141,6 +151,9 @@ class Oracle:
             return
         self._said.add(said)
         self.problems.append(Problem(check, at, text))
+
+    def _keyed(self, check: str, at: datetime, text: str, key: tuple[str, ...]) -> None:
+        self._problem(check, at, text, *key)
 
     def by_check(self) -> Counter[str]:
         return Counter(p.check for p in self.problems)
@@ -163,6 +176,7 @@ class Oracle:
                 there = name in self.record.present or name in self.record.before
                 self._pending.append((seen, there))
         self._judge_rpo(now, [s for s in signals if s.name == "RpoBreached"], rpo_signal)
+        self.changes.after_step(now, self._keyed)
 
     def restorable(self, service: str, at: datetime) -> list[ApimOperation]:
         """``service``'s restorable backups now, newest first."""
@@ -440,7 +454,7 @@ class Oracle:
                 continue
             self._final.add(op.id)
             self._count(op)
-            if op.backup_name in self.injected.on_demand:
+            if op.backup_name in self.injected.on_demand or self.changes.explained_by_change(op):
                 continue
             runs = [t for t in self.injected.runs if t <= op.started_at]
             if not runs:
@@ -512,3 +526,12 @@ class Oracle:
         for service, count in per_service.items():
             if count > limit:
                 self._problem("z", now, f"{service}: {count} backup blobs, more than {limit}")
+        self.changes.finish(self.policy.services, self._keyed)
+        self.counts.restore_times = judge_restores(
+            self.record.restores(),
+            self.tap.outcomes,
+            self.injected,
+            [e for e in entities if e["PartitionKey"] == "drill"],
+            self.policy.standby,
+            lambda check, at, text: self._problem(check, at, text),
+        )

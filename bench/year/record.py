@@ -22,6 +22,8 @@ from typing import Any, Protocol
 # The contracts the record reads by, as documented (not imported from the product):
 SIGNALS_LOGGER = "apim_backup.signals"  # docs/reliability.md, "Signals"
 SIGNAL_MESSAGE = re.compile(r"^SIGNAL (?P<name>[A-Za-z]+) (?P<fields>\{.*\})$", re.DOTALL)
+OUTCOMES_LOGGER = "apim_backup.outcomes"  # docs/timers-and-signals.md, "Outcome records"
+OUTCOME_MESSAGE = re.compile(r"^OUTCOME (?P<fields>\{.*\})$", re.DOTALL)
 MANIFEST_SUFFIX = ".manifest.json"  # docs/ledger.md, "Backup names"
 BACKUP_NAME = re.compile(r"^(?P<service>.+)-(?P<stamp>\d{8}T\d{6}Z)\.apimbackup$")
 START_PATH = re.compile(r"/service/(?P<service>[^/]+)/(?P<kind>backup|restore)$", re.IGNORECASE)
@@ -136,6 +138,44 @@ class SignalSeen:
 
 
 @dataclass(frozen=True)
+class OutcomeSeen:
+    """One outcome record the product wrote (``OUTCOME {json}``): what it says ended."""
+
+    kind: str
+    backup_name: str
+    target: str  # a restore's target, lower case; "" for a backup
+    trigger: str
+    status: str
+    started_at: datetime
+    completed_at: datetime
+    duration_seconds: float
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> OutcomeSeen:
+        started, completed = _time(fields.get("startedAt")), _time(fields.get("completedAt"))
+        assert started is not None and completed is not None
+        return cls(
+            kind=str(fields.get("kind")),
+            backup_name=str(fields.get("backupName")),
+            target=str(fields.get("target") or "").lower(),
+            trigger=str(fields.get("trigger")),
+            status=str(fields.get("status")),
+            started_at=started,
+            completed_at=completed,
+            duration_seconds=float(fields.get("durationSeconds") or 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class ChangeMade:
+    """A configuration change the year made through Resource Manager (the emulator)."""
+
+    service: str
+    at: datetime
+    what: str
+
+
+@dataclass(frozen=True)
 class LedgerRow:
     """A ledger row as the table holds it (docs/ledger.md's columns)."""
 
@@ -172,21 +212,33 @@ class Injected:
     runs: list[datetime] = field(default_factory=list)
     on_demand: set[str] = field(default_factory=set)  # backups started on demand
     housekeeping: list[datetime] = field(default_factory=list)  # housekeeping ticks run
+    standby_syncs: list[tuple[datetime, datetime]] = field(default_factory=list)  # began, ended
+    changes: list[ChangeMade] = field(default_factory=list)  # in the order made
 
 
 class SignalTap(logging.Handler):
     """Every ``SIGNAL <Name> <JSON>`` record of the signals logger, with the simulated time
-    and the step it came in."""
+    and the step it came in, and every ``OUTCOME <JSON>`` record of the outcomes logger."""
+
+    LOGGERS = (SIGNALS_LOGGER, OUTCOMES_LOGGER)
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         super().__init__(logging.DEBUG)
         self.clock = clock
         self.step = "start"
         self.seen: list[SignalSeen] = []
+        self.outcomes: list[OutcomeSeen] = []
         self._guard = threading.Lock()
+        self._levels: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = SIGNAL_MESSAGE.match(record.getMessage())
+        message = record.getMessage()
+        outcome = OUTCOME_MESSAGE.match(message)
+        if outcome is not None:
+            with self._guard:
+                self.outcomes.append(OutcomeSeen.of(json.loads(outcome["fields"])))
+            return
+        match = SIGNAL_MESSAGE.match(message)
         if match is None:
             return
         seen = SignalSeen(match["name"], json.loads(match["fields"]), self.clock(), self.step)
@@ -194,11 +246,20 @@ class SignalTap(logging.Handler):
             self.seen.append(seen)
 
     def __enter__(self) -> SignalTap:
-        logging.getLogger(SIGNALS_LOGGER).addHandler(self)
+        self._levels = {}
+        for name in self.LOGGERS:
+            logger = logging.getLogger(name)
+            logger.addHandler(self)
+            self._levels[name] = logger.level
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)  # outcome records are INFO
         return self
 
     def __exit__(self, *exc: object) -> None:
-        logging.getLogger(SIGNALS_LOGGER).removeHandler(self)
+        for name in self.LOGGERS:
+            logger = logging.getLogger(name)
+            logger.removeHandler(self)
+            logger.setLevel(self._levels.get(name, logging.NOTSET))
 
 
 @dataclass

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from bench.year.changes import EventCounts
 from bench.year.oracle import CHECKS, Counts
+from bench.year.protection import ChangePolicy
 from bench.year.world import SERVICES
 
 
@@ -38,6 +40,10 @@ class Totals:
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
     by_check: Counter[str] = field(default_factory=Counter)
+    change_days: Counter[str] = field(default_factory=Counter)  # by pattern
+    events: EventCounts = field(default_factory=EventCounts)
+    change_policy: ChangePolicy | None = None
+    drill_warning_days: int = 7
 
     def lines(self) -> list[str]:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
@@ -46,6 +52,8 @@ class Totals:
         causes = ", ".join(f"{k} {v}" for k, v in sorted(o.failure_causes.items())) or "none"
         checks = ", ".join(f"[{c}] {CHECKS[c]} {n}" for c, n in sorted(self.by_check.items()))
         errors = ", ".join(f"{k} {v}" for k, v in sorted(self.tick_errors.items()))
+        days = ", ".join(f"{k} {v}" for k, v in sorted(self.change_days.items())) or "none"
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted((self.events.verdicts or {}).items()))
         return [
             f"nights {self.nights}, services {self.services}, housekeeping ticks {self.ticks}, "
             f"steps judged {o.steps}",
@@ -72,6 +80,10 @@ class Totals:
             f"{o.max_age_in_outage:.1f} h in them; RpoBreached due at {o.rpo_signals_due} "
             "(tick, service)",
             f"  failure signals by cause: {causes}",
+            *o.restore_times.lines(self.drill_warning_days),
+            *(o.changes.lines(self.change_policy) if self.change_policy else []),
+            f"  change days {sum(self.change_days.values())} ({days}); events delivered "
+            f"{self.events.delivered} ({verdicts})",
             f"  at the end: ledger rows {self.ledger_rows}, blobs {self.blobs} "
             f"({self.manifests} of them manifests)",
             f"problems: {len(self.problems)}"

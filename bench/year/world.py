@@ -29,6 +29,10 @@ class YearSettings:
     rpo_hours: float = RPO_HOURS
     operation_timeout_minutes: int = 240
     standby: tuple[str, str] | None = ("contoso-apim", "contoso-standby")
+    change_quiet_minutes: int = 15
+    change_max_delay_minutes: int = 60
+    change_backups_per_day: int = 12
+    drill_warning_days: int = 7
 
     def env(self) -> dict[str, str]:
         env = {
@@ -37,6 +41,10 @@ class YearSettings:
             "MIN_KEEP": str(self.min_keep),
             "LEDGER_HISTORY_DAYS": str(self.ledger_history_days),
             "OPERATION_TIMEOUT_MINUTES": str(self.operation_timeout_minutes),
+            "CHANGE_QUIET_MINUTES": str(self.change_quiet_minutes),
+            "CHANGE_MAX_DELAY_MINUTES": str(self.change_max_delay_minutes),
+            "CHANGE_BACKUPS_PER_DAY": str(self.change_backups_per_day),
+            "DRILL_WARNING_DAYS": str(self.drill_warning_days),
         }
         if self.standby:
             env["STANDBY_PAIRS"] = "=>".join(self.standby)
@@ -50,6 +58,7 @@ class YearSettings:
 # The product's defaults (docs/settings.md): what `make year` runs with.
 DEFAULTS = YearSettings()
 # The CI year: a retention short enough to prune within a month, MIN_KEEP above it (so
-# the newest backups, not their age, decide what stays), and the shortest ledger history
-# allowed (31 days), so that a 34-night year reaches every rule.
-SHORT = YearSettings(retention_days=2, min_keep=4, ledger_history_days=31)
+# the newest backups, not their age, decide what stays), the shortest ledger history
+# allowed (31 days), and one change backup a day (so that the stream of changes meets the
+# daily cap), so that a 34-night year reaches every rule.
+SHORT = YearSettings(retention_days=2, min_keep=4, ledger_history_days=31, change_backups_per_day=1)
