@@ -269,6 +269,14 @@ param alertActionGroupIds string = ''
 @description('Optional. Deploy the Azure Monitor workbook "APIM backup" (RPO, the last 30 nights, durations and sizes, restore drills, debts, signals) over the app\'s logs; false deploys none.')
 param deployWorkbook bool = true
 
+@allowed([
+  ''
+  'off'
+  'on'
+])
+@description('Optional. on: change backups from Event Grid (docs/change-backups.md): a system topic on each APIM service in apimServiceIds and one on each of their resource groups, subscribed to the function config_changed, with a dead-letter container in the backup account. Turn it on once the app is deployed (azd up first): Event Grid refuses a subscription to a function that does not exist yet. Empty or off: none.')
+param changeEvents string = 'off'
+
 @minValue(1)
 @maxValue(1000)
 @description('Optional. Flex Consumption scale-out limit for the function app.')
@@ -736,6 +744,168 @@ module workbook 'app/workbook.bicep' = if (deployWorkbook) {
     rpoHours: rpoHours
   }
 }
+
+// Change backups from Event Grid (docs/change-backups.md), with changeEvents on: one
+// system topic per APIM source service (APIM's own events) and one per resource group
+// holding such services (Resource Manager's writes: policies, named values, backends and
+// certificates emit no APIM event), each subscribed to the function config_changed.
+// Undeliverable events (after a day of retries) go to a container of the backup account,
+// written by each topic's own identity, with a data role on that container only.
+var useChangeEvents = changeEvents == 'on'
+var deadLetterContainerName = 'change-events-deadletter'
+var changeGroups = union(sourceGroups, sourceGroups) // once each
+var configChangedFunctionId = '${rg.id}/providers/Microsoft.Web/sites/${functionAppName}/functions/config_changed'
+// What shared/rules/changes.py counts as a change (tests/infra keeps the lists equal).
+var apimChangeEventTypes = [
+  'Microsoft.ApiManagement.APICreated'
+  'Microsoft.ApiManagement.APIUpdated'
+  'Microsoft.ApiManagement.APIDeleted'
+  'Microsoft.ApiManagement.APIReleaseCreated'
+  'Microsoft.ApiManagement.APIReleaseUpdated'
+  'Microsoft.ApiManagement.APIReleaseDeleted'
+  'Microsoft.ApiManagement.ProductCreated'
+  'Microsoft.ApiManagement.ProductUpdated'
+  'Microsoft.ApiManagement.ProductDeleted'
+  'Microsoft.ApiManagement.SubscriptionCreated'
+  'Microsoft.ApiManagement.SubscriptionUpdated'
+  'Microsoft.ApiManagement.SubscriptionDeleted'
+  'Microsoft.ApiManagement.UserCreated'
+  'Microsoft.ApiManagement.UserUpdated'
+  'Microsoft.ApiManagement.UserDeleted'
+  'Microsoft.ApiManagement.GatewayCreated'
+  'Microsoft.ApiManagement.GatewayUpdated'
+  'Microsoft.ApiManagement.GatewayDeleted'
+  'Microsoft.ApiManagement.GatewayAPIAdded'
+  'Microsoft.ApiManagement.GatewayAPIRemoved'
+  'Microsoft.ApiManagement.GatewayCertificateAuthorityCreated'
+  'Microsoft.ApiManagement.GatewayCertificateAuthorityUpdated'
+  'Microsoft.ApiManagement.GatewayCertificateAuthorityDeleted'
+  'Microsoft.ApiManagement.GatewayHostnameConfigurationCreated'
+  'Microsoft.ApiManagement.GatewayHostnameConfigurationUpdated'
+  'Microsoft.ApiManagement.GatewayHostnameConfigurationDeleted'
+]
+var armChangeEventTypes = [
+  'Microsoft.Resources.ResourceWriteSuccess'
+  'Microsoft.Resources.ResourceDeleteSuccess'
+  'Microsoft.Resources.ResourceActionSuccess'
+]
+// Resource Manager's events of the services only (a prefix: a sibling whose name starts
+// with a service's is dropped by the function's rule), and never the product's own
+// backups and restores (actions too). Event Grid takes at most 25 filter values in all:
+// past 24 services only the second filter stays, and the rule drops the rest.
+var serviceSubjectFilter = {
+  operatorType: 'StringBeginsWith'
+  key: 'subject'
+  values: apimIdsLower
+}
+var ownActionsFilter = {
+  operatorType: 'StringNotEndsWith'
+  key: 'data.operationName'
+  values: [
+    '/backup/action'
+    '/restore/action'
+  ]
+}
+var armAdvancedFilters = length(apimIdsLower) <= 23 ? [serviceSubjectFilter, ownActionsFilter] : [ownActionsFilter]
+
+module changeDeadLetterContainer 'app/blob-container.bicep' = if (useChangeEvents) {
+  name: 'change-events-deadletter-${resourceToken}'
+  scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
+  params: {
+    storageAccountName: backupStorage.outputs.name
+    containerName: deadLetterContainerName
+  }
+}
+
+module changeTopicsApim 'app/change-topic-apim.bicep' = [
+  for (id, i) in apimIdsLower: if (useChangeEvents) {
+    name: take('change-topic-${i}-${uniqueString(id, resourceToken)}', 64)
+    scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
+    params: {
+      apimName: last(split(id, '/'))
+      tags: tags
+    }
+  }
+]
+
+module changeTopicsGroup 'app/change-topic-group.bicep' = [
+  for (group, i) in changeGroups: if (useChangeEvents) {
+    name: take('change-topic-rg-${i}-${uniqueString(group, resourceToken)}', 64)
+    scope: resourceGroup(split(group, '/')[2], split(group, '/')[4])
+    params: {
+      tags: tags
+    }
+  }
+]
+
+module changeDeadLetterRolesApim 'app/container-roles.bicep' = [
+  for (id, i) in apimIdsLower: if (useChangeEvents) {
+    name: take('change-dl-${i}-${uniqueString(id, resourceToken)}', 64)
+    scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
+    params: {
+      storageAccountName: backupStorage.outputs.name
+      containerName: changeDeadLetterContainer.?outputs.name ?? deadLetterContainerName
+      principalId: changeTopicsApim[i].?outputs.principalId ?? ''
+      principalType: 'ServicePrincipal'
+      roleDefinitionIds: [
+        roles.storageBlobDataContributor
+      ]
+    }
+  }
+]
+
+module changeDeadLetterRolesGroup 'app/container-roles.bicep' = [
+  for (group, i) in changeGroups: if (useChangeEvents) {
+    name: take('change-dl-rg-${i}-${uniqueString(group, resourceToken)}', 64)
+    scope: resourceGroup(backupAccountSubscriptionId, backupAccountResourceGroup)
+    params: {
+      storageAccountName: backupStorage.outputs.name
+      containerName: changeDeadLetterContainer.?outputs.name ?? deadLetterContainerName
+      principalId: changeTopicsGroup[i].?outputs.principalId ?? ''
+      principalType: 'ServicePrincipal'
+      roleDefinitionIds: [
+        roles.storageBlobDataContributor
+      ]
+    }
+  }
+]
+
+module changeSubscriptionsApim 'app/change-subscription.bicep' = [
+  for (id, i) in apimIdsLower: if (useChangeEvents) {
+    name: take('change-sub-${i}-${uniqueString(id, resourceToken)}', 64)
+    scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
+    params: {
+      topicName: changeTopicsApim[i].?outputs.name ?? ''
+      functionResourceId: configChangedFunctionId
+      includedEventTypes: apimChangeEventTypes
+      deadLetterAccountId: backupStorage.outputs.resourceId
+      deadLetterContainerName: deadLetterContainerName
+    }
+    dependsOn: [
+      changeDeadLetterRolesApim[i]
+      functionApp
+    ]
+  }
+]
+
+module changeSubscriptionsGroup 'app/change-subscription.bicep' = [
+  for (group, i) in changeGroups: if (useChangeEvents) {
+    name: take('change-sub-rg-${i}-${uniqueString(group, resourceToken)}', 64)
+    scope: resourceGroup(split(group, '/')[2], split(group, '/')[4])
+    params: {
+      topicName: changeTopicsGroup[i].?outputs.name ?? ''
+      functionResourceId: configChangedFunctionId
+      includedEventTypes: armChangeEventTypes
+      advancedFilters: armAdvancedFilters
+      deadLetterAccountId: backupStorage.outputs.resourceId
+      deadLetterContainerName: deadLetterContainerName
+    }
+    dependsOn: [
+      changeDeadLetterRolesGroup[i]
+      functionApp
+    ]
+  }
+]
 
 // ---------------------------------------------------------------------------------
 // Outputs (azd stores them in .azure/<env>/.env). No keys, no connection strings.
