@@ -90,8 +90,9 @@ MUTATIONS = (
     Mutation(
         "own-writes-are-changes",
         "the product's own backup and restore actions count as configuration changes",
-        "    if lowered.endswith(OWN_ACTIONS):\n",
-        "    if False:  # mutant\n",
+        "        return Verdict.OWN, "
+        'f"{_clip(operation)} is a backup or restore, not a change", ""\n',
+        '        return Verdict.CHANGE, "", "own action"  # mutant\n',
     ),
     # Issue 20: restores and drills.
     Mutation(

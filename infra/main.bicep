@@ -792,7 +792,8 @@ var armChangeEventTypes = [
 // Resource Manager's events of the services only (a prefix: a sibling whose name starts
 // with a service's is dropped by the function's rule), and never the product's own
 // backups and restores (actions too). Event Grid takes at most 25 filter values in all:
-// past 24 services only the second filter stays, and the rule drops the rest.
+// past 23 services (23 + the 2 own actions) only the second filter stays, and the
+// rule drops the rest.
 var serviceSubjectFilter = {
   operatorType: 'StringBeginsWith'
   key: 'subject'
