@@ -74,6 +74,13 @@ MUTATIONS = (
         "        if row.status is Status.RUNNING:\n            return True  # mutant\n"
         "        if row.status is Status.RUNNING and row.operation_id:\n",
     ),
+    Mutation(
+        "under-pruning",
+        "retention keeps every succeeded backup (RETENTION_DAYS never reached)",
+        '    if old is None:\n        return False, f"within retention ({retention_days} days)"\n',
+        "    if True:  # mutant\n"
+        '        return False, f"within retention ({retention_days} days)"\n',
+    ),
     # Issue 19: change backups.
     Mutation(
         "no-max-delay",

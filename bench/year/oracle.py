@@ -31,8 +31,9 @@ Each problem carries the letter of the check that found it:
     unless it was asked for on demand.
 [z] The end, after a quiet day (docs/ledger.md's tables read raw): no ledger row or
     operation ``Running``, no lock held by a running operation, no debt, no backup-named
-    blob without a row past 30 days, no manifest whose backup is gone, the blobs bounded
-    by retention.
+    blob without a row past 30 days, no manifest whose backup is gone, no backup blob
+    older than RETENTION_DAYS (and two hours for the ticks) but the MIN_KEEP newest
+    restorable of its service.
 """
 
 from __future__ import annotations
@@ -511,7 +512,13 @@ class Oracle:
             elif entity["PartitionKey"] == "owed":
                 self._problem("z", now, f"{entity['RowKey']} still owes a backup")
         present = self.record.present
-        per_service: Counter[str] = Counter()
+        keep = {
+            op.backup_name
+            for service in self.policy.services
+            for op in self._restorable(service, now, present, self.policy.min_keep)
+        }
+        # Pruning runs every housekeeping tick; the quiet day's ticks are an hour apart.
+        overdue = timedelta(days=retention_days) + timedelta(hours=2)
         for name in present:
             taken = named_time(name)
             if name.endswith(MANIFEST_SUFFIX):
@@ -519,13 +526,16 @@ class Oracle:
                 if owner is None or owner.status == "Pruned":
                     self._problem("z", now, f"manifest {name} outlived its backup")
             elif taken is not None:
-                per_service[name.rsplit("-", 1)[0]] += 1
                 if name not in rows and now - taken > VALIDITY:
                     self._problem("z", now, f"blob {name} has no row and is past 30 days")
-        limit = max(retention_days, self.policy.min_keep) + 3
-        for service, count in per_service.items():
-            if count > limit:
-                self._problem("z", now, f"{service}: {count} backup blobs, more than {limit}")
+                elif now - taken > overdue and name not in keep:
+                    self._problem(
+                        "z",
+                        now,
+                        f"blob {name} is {_hours(now - taken)} h old, past RETENTION_DAYS="
+                        f"{retention_days}, and not one of its service's MIN_KEEP="
+                        f"{self.policy.min_keep} newest restorable backups",
+                    )
         self.changes.finish(self.policy.services, self._keyed)
         self.counts.restore_times = judge_restores(
             self.record.restores(),
