@@ -88,6 +88,11 @@ class EmulatorControl:
         """How long each Resource Manager request takes to answer (0: at once)."""
         self._call("POST", "settings", {"latency": seconds})
 
+    def set_state_during_backup(self, state: str) -> None:
+        """The provisioningState a service shows while a backup runs: "Updating" (the
+        default) or "Succeeded" (APIM is not documented to show Updating)."""
+        self._call("POST", "settings", {"stateDuringBackup": state})
+
     def fail_next_operation(self, service: str, code: str, message: str) -> None:
         """The next backup or restore of this service ends Failed with this error."""
         self._call("POST", f"services/{service}/fail-next", {"code": code, "message": message})

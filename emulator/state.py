@@ -173,6 +173,13 @@ class Settings:
     duration: float = 0.0  # seconds an operation runs on the emulator's clock
     retry_after: int = 1  # the Retry-After the emulator sends with each 202
     latency: float = 0.0  # seconds each Resource Manager request takes (benchmarks)
+    # What GET service answers as provisioningState while a backup runs: "Updating" (as
+    # Microsoft's how-to says) or "Succeeded" (the REST API does not promise it: the product
+    # must stay safe without it). A restore always shows Updating.
+    state_during_backup: str = "Updating"
+
+
+STATES_DURING_BACKUP = ("Updating", "Succeeded")
 
 
 @dataclass
@@ -241,9 +248,20 @@ class Emulator:
             )
         return service
 
+    def _running_kinds(self, service: Service) -> set[str]:
+        return {
+            op.kind
+            for op in self.operations.values()
+            if op.running and op.service_key == service.key
+        }
+
     def _provisioning_state(self, service: Service) -> str:
-        busy = any(op.running and op.service_key == service.key for op in self.operations.values())
-        return "Updating" if busy else "Succeeded"
+        running = self._running_kinds(service)
+        if "restore" in running:
+            return "Updating"
+        if "backup" in running:
+            return self.settings.state_during_backup
+        return "Succeeded"
 
     def get_service(self, subscription_id: str, resource_group: str, name: str) -> JSON:
         with self._lock:
@@ -290,7 +308,7 @@ class Emulator:
             params = BackupParams.parse(body)
             self._check_tier(service, kind)
             self._check_access(service, params)
-            if self._provisioning_state(service) == "Updating":
+            if self._running_kinds(service):  # refused whatever the state shows
                 raise EmulatorError(
                     409,
                     "Conflict",
@@ -512,10 +530,20 @@ class Emulator:
                 self.settings.retry_after = int(body["retryAfter"])
             if "latency" in body:
                 self.settings.latency = max(0.0, float(body["latency"]))
+            if "stateDuringBackup" in body:
+                state = body["stateDuringBackup"]
+                if state not in STATES_DURING_BACKUP:
+                    raise EmulatorError(
+                        400,
+                        "InvalidParameters",
+                        f"stateDuringBackup must be one of {', '.join(STATES_DURING_BACKUP)}",
+                    )
+                self.settings.state_during_backup = state
             return {
                 "duration": self.settings.duration,
                 "retryAfter": self.settings.retry_after,
                 "latency": self.settings.latency,
+                "stateDuringBackup": self.settings.state_during_backup,
             }
 
     def find_service(self, name: str) -> Service:

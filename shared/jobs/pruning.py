@@ -42,6 +42,9 @@ it. Any other failure of a transaction reports every row in it as an error and t
 pass goes on with the next chunk; those rows' blobs are already gone, and the next
 pass completes them as described above.
 
+A ``Failed`` row whose start was unconfirmed and whose blob is listed is found
+(``reconcile.is_found``): it becomes ``Succeeded``, with the blob's size read then.
+
 Blobs not named like backups are never touched, and rows whose ``Container`` or
 ``StorageAccount`` is another are left alone (kept, with the reason). A dry run computes
 the same plan and changes nothing.
@@ -55,13 +58,12 @@ from typing import TYPE_CHECKING
 
 from shared.rules.model import BackupRecord, utc
 from shared.rules.naming import is_backup_name
+from shared.rules.prune_result import PruneResult, result_of
 from shared.rules.reconcile import (
     PrunePlan,
-    PruneResult,
     blobs_to_delete,
     by_backup,
     reconcile,
-    result_of,
     row_changes,
 )
 
@@ -102,16 +104,25 @@ def prune(
     blob_failures = {} if dry_run or not to_delete else blobs.delete_batched(to_delete)
     blob_failures = by_backup(blob_failures)
 
-    changes = row_changes(plan, blob_failures, blobs.container.container_name, now)
+    # A found backup's size: one read per found row, which is rare (an unconfirmed start
+    # that APIM finished after the product judged it Failed).
+    sizes = (
+        {}
+        if dry_run
+        else {d.record.blob_name: blobs.size_of(d.record.blob_name) for d in plan.found}
+    )
+    changes = row_changes(plan, blob_failures, blobs.container.container_name, now, sizes)
     row_failures = {} if dry_run or not changes else ledger.update_rows(changes)
 
     result = result_of(plan, dry_run, blob_failures | row_failures)
     logger.info(
-        "Pruning%s: %d pruned, %d kept, %d marked failed, %d orphans (%d deleted), %d errors",
+        "Pruning%s: %d pruned, %d kept, %d marked failed, %d found, %d orphans (%d deleted), "
+        "%d errors",
         " (dry run)" if dry_run else "",
         len(result.pruned),
         len(result.kept),
         len(result.marked_failed),
+        len(result.found),
         len(result.orphans),
         sum(o.deleted for o in result.orphans),
         len(result.errors),

@@ -15,6 +15,12 @@ the plan out is :mod:`shared.jobs.pruning`. :func:`reconcile` decides the whole 
 - Retention for the remaining rows is then decided without the vanished ones, so
   ``min_keep`` counts only backups whose blobs really exist.
 - A ``Pruned`` row whose blob is still there has its leftover blob deleted.
+- A ``Failed`` row with no operation URL whose blob is there is *found*
+  (:func:`is_found`): its start was unconfirmed, and evidence judged it ``Failed``
+  because the service looked idle and the blob was not there yet; but APIM writes a
+  blob with the backup's unique name only when it took the backup, so the backup exists
+  after all (APIM showed no ``Updating`` while it ran: docs/reliability.md, "What APIM
+  shows during a backup"). It becomes ``Succeeded`` and goes through retention as one.
 - Orphans: blobs named like backups (``is_backup_name``) with no ledger row are
   reported, and deleted once the timestamp in their name is more than 30 days old
   (they can no longer be restored anyway, and young ones may belong to a backup whose
@@ -26,8 +32,8 @@ backup's row back when it cannot be deleted, as the backup's own blob would.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,7 +85,7 @@ class Orphan:
 
 @dataclass(frozen=True)
 class PrunePlan:
-    """What one pass will do. Every ledger row is in exactly one of the four tuples."""
+    """What one pass will do. Every ledger row is in exactly one of the five tuples."""
 
     prune: tuple[Decision, ...]  # delete the blob if present, then row -> Pruned
     keep: tuple[Decision, ...]  # left alone
@@ -87,6 +93,29 @@ class PrunePlan:
     stale: tuple[Decision, ...]  # already Pruned but the blob is still there: delete it
     orphans: tuple[Orphan, ...]
     present: frozenset[str]  # the container's blob names, as listed
+    found: tuple[Decision, ...] = ()  # Failed from evidence, blob there, kept: -> Succeeded
+
+
+FOUND_REASON = "found: blob present, so API Management took the backup"
+
+
+def is_found(record: BackupRecord, present: Collection[str]) -> bool:
+    """Whether a ``Failed`` row's backup exists after all: its start was never confirmed
+    (no operation URL, so the verdict came from evidence, not from APIM) and its blob is
+    in the listing. A row APIM itself reported ``Failed`` stays so whatever the container
+    holds: its blob may be incomplete."""
+    return (
+        record.status is Status.FAILED and not record.operation_url and record.blob_name in present
+    )
+
+
+def found_note(record: BackupRecord, container_name: str, now: datetime) -> str:
+    """The ``Error`` a found row keeps, so that the earlier verdict stays explained."""
+    note = (
+        f"Judged Failed from evidence, then found in container '{container_name}' at "
+        f"{iso(now)}: API Management took the backup after all."
+    )
+    return f"{note} Earlier: {record.error}" if record.error else note
 
 
 def vanished_error(record: BackupRecord, container_name: str, now: datetime) -> str:
@@ -114,13 +143,33 @@ def reconcile(
     ``known_names`` are RowKeys of ledger rows that could not be read as backups; their
     blobs are never treated as orphans.
     """
-    now = utc(now)
     present = frozenset(blob_names)
     rows = list(records)
     store = {"account": account_name, "container": container_name}
+    # A found row goes through retention as the Succeeded row it becomes; the plan's
+    # decisions then carry the row as read (the update is conditional on its etag).
+    as_read = {r.backup_name: r for r in rows if in_container(r, **store) and is_found(r, present)}
+    rows = [
+        r.with_changes(status=Status.SUCCEEDED) if r.backup_name in as_read else r for r in rows
+    ]
     local = [r for r in rows if in_container(r, **store)]
     foreign = [Decision(r, elsewhere(r, **store)) for r in rows if not in_container(r, **store)]
+    plan = _plan(local, foreign, present, utc(now), retention_days, min_keep)
+    ledger_names = {r.backup_name for r in rows} | set(known_names)
+    plan = replace(plan, orphans=_orphans(present - ledger_names, utc(now)))
+    return _found(plan, as_read)
 
+
+def _plan(
+    local: list[BackupRecord],
+    foreign: list[Decision],
+    present: frozenset[str],
+    now: datetime,
+    retention_days: int,
+    min_keep: int,
+) -> PrunePlan:
+    """The plan for the rows of this container (``foreign`` rows are kept), without
+    orphans."""
     # Pass 1, over the ledger as written: which rows are due for pruning at all.
     due = {
         d.record.backup_name: d.reason
@@ -144,16 +193,31 @@ def reconcile(
     ]
     stale_names = {d.record.backup_name for d in stale}
     keep = [d for d in plan.keep if d.record.backup_name not in stale_names]
-
-    ledger_names = {r.backup_name for r in rows} | set(known_names)
-    orphans = _orphans(present - ledger_names, now)
     return PrunePlan(
         prune=(*plan.prune, *gone_due),
         keep=(*keep, *foreign),
         vanished=tuple(lost),
         stale=tuple(Decision(d.record, "already pruned; leftover blob deleted") for d in stale),
-        orphans=orphans,
+        orphans=(),
         present=present,
+    )
+
+
+def _found(plan: PrunePlan, as_read: dict[str, BackupRecord]) -> PrunePlan:
+    """Found rows that retention keeps move from ``keep`` to ``found``; every decision
+    about a found row carries the row as read."""
+
+    def read(decisions: Iterable[Decision]) -> tuple[Decision, ...]:
+        return tuple(
+            Decision(as_read.get(d.record.backup_name, d.record), d.reason) for d in decisions
+        )
+
+    found = [d for d in plan.keep if d.record.backup_name in as_read]
+    return replace(
+        plan,
+        prune=read(plan.prune),
+        keep=tuple(d for d in plan.keep if d.record.backup_name not in as_read),
+        found=read(Decision(d.record, FOUND_REASON) for d in found),
     )
 
 
@@ -217,134 +281,46 @@ def by_backup(blob_failures: dict[str, str]) -> dict[str, str]:
 
 
 def row_changes(
-    plan: PrunePlan, failures: Collection[str], container_name: str, now: datetime
+    plan: PrunePlan,
+    failures: Collection[str],
+    container_name: str,
+    now: datetime,
+    sizes: Mapping[str, int | None] | None = None,
 ) -> list[RowChange]:
     """The ledger rows the plan changes once its blobs are gone: pruned rows become
     ``Pruned`` (except those whose blob is in ``failures``, left exactly as they were),
-    vanished ones ``Failed``."""
-    return [
-        RowChange(d.record, {"Status": Status.PRUNED.value, "PrunedAt": now})
-        for d in plan.prune
-        if d.record.blob_name not in failures
-    ] + [
-        RowChange(
-            d.record,
-            {
-                "Status": Status.FAILED.value,
-                "Error": vanished_error(d.record, container_name, now),
-            },
-        )
-        for d in plan.vanished
-    ]
+    vanished ones ``Failed``, found ones ``Succeeded`` (with their blob's size from
+    ``sizes`` when known)."""
+    sizes = sizes or {}
+    return (
+        [
+            RowChange(d.record, {"Status": Status.PRUNED.value, "PrunedAt": now})
+            for d in plan.prune
+            if d.record.blob_name not in failures
+        ]
+        + [
+            RowChange(
+                d.record,
+                {
+                    "Status": Status.FAILED.value,
+                    "Error": vanished_error(d.record, container_name, now),
+                },
+            )
+            for d in plan.vanished
+        ]
+        + [
+            RowChange(
+                d.record,
+                {
+                    "Status": Status.SUCCEEDED.value,
+                    "Error": found_note(d.record, container_name, now),
+                    **_size_column(sizes.get(d.record.blob_name)),
+                },
+            )
+            for d in plan.found
+        ]
+    )
 
 
-# --------------------------------------------------------------------------- result
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One ledger row in a result: its state before the pass and what happened."""
-
-    backup_name: str
-    service: str
-    status: str  # the row's Status when the pass read it
-    created_at: datetime
-    reason: str
-
-    @classmethod
-    def of(cls, decision: Decision, reason: str | None = None) -> Entry:
-        r = decision.record
-        return cls(
-            r.backup_name, r.service, r.status.value, r.created_at, reason or decision.reason
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "backupName": self.backup_name,
-            "service": self.service,
-            "status": self.status,
-            "createdAt": iso(self.created_at),
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class OrphanEntry:
-    blob_name: str
-    service: str
-    created_at: datetime
-    deleted: bool  # deleted by this pass (in a dry run: would be)
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "blobName": self.blob_name,
-            "service": self.service,
-            "createdAt": iso(self.created_at),
-            "deleted": self.deleted,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class ErrorEntry:
-    name: str  # a backup (row) name or an orphan blob's name
-    error: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "error": self.error}
-
-
-@dataclass
-class PruneResult:
-    """What a pass did (or, in a dry run, would do). ``to_json`` is the HTTP body."""
-
-    dry_run: bool
-    pruned: list[Entry] = field(default_factory=list)  # rows now Pruned / blobs removed
-    kept: list[Entry] = field(default_factory=list)  # rows left as they are
-    marked_failed: list[Entry] = field(default_factory=list)  # blob vanished: now Failed
-    orphans: list[OrphanEntry] = field(default_factory=list)
-    errors: list[ErrorEntry] = field(default_factory=list)  # left for the next pass
-    already_pruned: int = 0  # Pruned rows with nothing left to do (not listed in kept)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "dryRun": self.dry_run,
-            "pruned": [e.to_json() for e in self.pruned],
-            "kept": [e.to_json() for e in self.kept],
-            "markedFailed": [e.to_json() for e in self.marked_failed],
-            "orphans": [o.to_json() for o in self.orphans],
-            "errors": [e.to_json() for e in self.errors],
-            "alreadyPruned": self.already_pruned,
-        }
-
-
-def result_of(plan: PrunePlan, dry_run: bool, failures: dict[str, str]) -> PruneResult:
-    """The result of carrying ``plan`` out, given what could not be done (by backup or
-    orphan blob name, with why)."""
-    result = PruneResult(dry_run=dry_run)
-    for d in (*plan.prune, *plan.stale):
-        if d.record.backup_name in failures:
-            result.errors.append(ErrorEntry(d.record.backup_name, failures[d.record.backup_name]))
-        else:
-            result.pruned.append(Entry.of(d))
-    for d in plan.vanished:
-        if d.record.backup_name in failures:
-            result.errors.append(ErrorEntry(d.record.backup_name, failures[d.record.backup_name]))
-        else:
-            result.marked_failed.append(Entry.of(d, "blob vanished: row marked Failed"))
-    for d in plan.keep:
-        if d.record.status is Status.PRUNED:
-            result.already_pruned += 1
-        else:
-            result.kept.append(Entry.of(d))
-    for o in plan.orphans:
-        deleted = o.delete and o.blob_name not in failures
-        if o.delete and not deleted:
-            result.errors.append(ErrorEntry(o.blob_name, failures[o.blob_name]))
-        result.orphans.append(OrphanEntry(o.blob_name, o.service, o.started_at, deleted, o.reason))
-    return result
+def _size_column(size: int | None) -> dict[str, Any]:
+    return {} if size is None else {"SizeBytes": (size, "Edm.Int64")}

@@ -19,7 +19,8 @@ from shared.adapters.ledger import BackupLedger
 from shared.jobs.pruning import prune, run_pruning
 from shared.rules.model import BackupRecord, Status, Trigger
 from shared.rules.naming import backup_name
-from shared.rules.reconcile import PrunePlan, PruneResult, reconcile
+from shared.rules.prune_result import PruneResult
+from shared.rules.reconcile import PrunePlan, reconcile
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SERVICE = "contoso-apim"
@@ -50,6 +51,13 @@ class Store:
             created_at=created,
             sku="Developer",
             error="APIM said no" if status is Status.FAILED else None,
+            # APIM's own verdict came through its operation URL (without one, a Failed row
+            # with its blob is found: test_a_backup_judged_failed_from_evidence_is_found).
+            operation_url=(
+                "https://management.azure.com/x/operationresults/1"
+                if status is Status.FAILED
+                else ""
+            ),
         )
 
     def add(self, *records: BackupRecord, blob: bool = True) -> None:
@@ -170,6 +178,28 @@ def test_a_failed_backups_leftover_blob_is_removed(store: Store):
     assert row["Status"] == "Pruned"
     assert row["Error"] == "APIM said no"  # the failure stays on record
     assert store.status(recent_failure) == "Failed"
+
+
+def test_a_backup_judged_failed_from_evidence_is_found(store: Store):
+    """An unconfirmed start judged Failed before APIM wrote its blob (APIM showed no
+    Updating): the blob is there now, so the row becomes Succeeded, with its size."""
+    judged = store.record(timedelta(hours=2), Status.FAILED).with_changes(
+        operation_url="", error="The start was not confirmed"
+    )
+    store.add(judged)
+
+    dry = store.run(dry_run=True)
+    assert names(dry.found) == {judged.backup_name} and store.status(judged) == "Failed"
+    result = store.run()
+
+    assert names(result.found) == {judged.backup_name}
+    assert result.to_json()["found"][0]["status"] == "Failed"  # as the pass read it
+    row = store.row(judged)
+    assert row["Status"] == "Succeeded" and row["SizeBytes"].value == len(b"backup")
+    assert row["Error"].startswith("Judged Failed from evidence, then found in container")
+    assert row["Error"].endswith("Earlier: The start was not confirmed")
+    assert store.blobs() == {judged.blob_name}
+    assert names(store.run().found) == set()  # once
 
 
 def test_orphans_old_deleted_young_reported(store: Store):

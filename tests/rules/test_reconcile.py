@@ -8,12 +8,12 @@ from datetime import timedelta
 from shared.rules.manifest import manifest_blob_name
 from shared.rules.model import Status
 from shared.rules.naming import backup_name
+from shared.rules.prune_result import result_of
 from shared.rules.reconcile import (
     PrunePlan,
     blobs_to_delete,
     by_backup,
     reconcile,
-    result_of,
     row_changes,
     vanished_error,
 )
@@ -174,6 +174,7 @@ def test_the_answer_of_a_pass_with_failures() -> None:
             _entry(FOREIGN, "Succeeded", "blob is in container 'elsewhere', not 'apim-backups'"),
         ],
         "markedFailed": [],
+        "found": [],
         "orphans": [
             {
                 "blobName": OLD_ORPHAN,

@@ -198,6 +198,7 @@ def apply_rows(plan: PrunePlan, rows: list[BackupRecord]) -> list[BackupRecord]:
     """The ledger after the plan's row step."""
     status = {d.record.backup_name: Status.PRUNED for d in plan.prune}
     status |= {d.record.backup_name: Status.FAILED for d in plan.vanished}
+    status |= {d.record.backup_name: Status.SUCCEEDED for d in plan.found}
     return [r.with_changes(status=status.get(r.backup_name, r.status)) for r in rows]
 
 
@@ -207,6 +208,8 @@ def assert_consistent(rows: list[BackupRecord], blobs: set[str]) -> None:
             assert r.blob_name in blobs, f"Succeeded without its blob: {r.backup_name}"
         if r.status is Status.PRUNED:
             assert r.blob_name not in blobs, f"Pruned with a blob: {r.backup_name}"
+        if r.status is Status.FAILED and not r.operation_url:
+            assert r.blob_name not in blobs, f"Failed from evidence, blob there: {r.backup_name}"
 
 
 _blob_world = _rows.flatmap(
@@ -221,7 +224,7 @@ _blob_world = _rows.flatmap(
 def test_reconcile_partitions_the_ledger_and_leaves_it_consistent(world, retention, min_keep):
     rows, blobs = world
     plan = run_reconcile(rows, blobs, NOW, retention, min_keep)
-    every = (*plan.prune, *plan.keep, *plan.vanished, *plan.stale)
+    every = (*plan.prune, *plan.keep, *plan.vanished, *plan.stale, *plan.found)
     assert Counter(d.record.backup_name for d in every) == Counter(r.backup_name for r in rows)
     assert all(d.record.status is not Status.RUNNING for d in (*plan.prune, *plan.vanished))
     assert_consistent(
