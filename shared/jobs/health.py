@@ -1,7 +1,7 @@
 """Can every service be restored to within RPO_HOURS? The health route's answer, and
 housekeeping's RPO check that signals a breach.
 
-A service is healthy while its newest restorable backup is younger than RPO_HOURS, it
+A service is healthy while its newest restorable backup is no older than RPO_HOURS, it
 owes no scheduled backup, and (with CHANGE_RPO_MINUTES) no configuration change of it has
 been unprotected for longer; the product is healthy while every service is and no
 operation is stuck. Certificates about to expire are a warning, never unhealthy.
@@ -34,7 +34,7 @@ class Health:
 
 
 def report(runtime: Runtime) -> Health:
-    """``GET /api/health``: each service has a restorable backup younger than RPO_HOURS,
+    """``GET /api/health``: each service has a restorable backup no older than RPO_HOURS,
     and nothing is stuck."""
     now = runtime.clock()
     rpo = timedelta(hours=runtime.settings.rpo_hours)

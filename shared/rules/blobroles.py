@@ -18,7 +18,11 @@ READ_ROLES = {**WRITE_ROLES, "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Bl
 
 
 def covers(scope: str, target: str) -> bool:
-    """An assignment at ``scope`` applies to ``target`` (the same or a parent scope)."""
+    """An assignment at ``scope`` applies to ``target`` (the same or a parent scope). An
+    empty scope (an assignment listed without one) is no scope and covers nothing; ``/``,
+    the root scope, covers every scope."""
+    if not scope:
+        return False
     scope, target = scope.rstrip("/").lower(), target.rstrip("/").lower()
     return target == scope or target.startswith(scope + "/")
 

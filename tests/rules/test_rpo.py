@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from shared.rules.model import BackupRecord, Status, Trigger
 from shared.rules.naming import backup_name
-from shared.rules.rpo import RpoState, judge_rpo
+from shared.rules.rpo import RpoState, RpoVerdict, judge_rpo
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 RPO = timedelta(hours=26)
@@ -35,6 +35,19 @@ def test_a_recent_backup_is_healthy_and_an_old_one_breached():
     assert fresh.state is RpoState.HEALTHY and fresh.age_hours == 2.0
     old = judge_rpo(NOW, [row(27, Status.SUCCEEDED)], NOW - timedelta(days=90), RPO)
     assert old.state is RpoState.BREACHED and old.age_hours == 27.0
+
+
+def test_a_backup_exactly_rpo_hours_old_is_still_healthy():
+    """The boundary as docs/reliability.md states it: healthy while no older than
+    RPO_HOURS, breached a moment after; the verdict names the backup and its age."""
+    newest = row(26, Status.SUCCEEDED)
+    at = judge_rpo(NOW, [newest], None, RPO)
+    assert at == RpoVerdict(RpoState.HEALTHY, newest, RPO)
+    assert at.age_hours == 26.0
+    later = NOW + timedelta(microseconds=1)
+    assert judge_rpo(later, [newest], None, RPO) == RpoVerdict(
+        RpoState.BREACHED, newest, RPO + timedelta(microseconds=1)
+    )
 
 
 def test_no_backup_yet_is_pending_until_rpo_hours_after_first_appearance():
