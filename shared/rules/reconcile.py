@@ -154,9 +154,9 @@ def reconcile(
     ]
     local = [r for r in rows if in_container(r, **store)]
     foreign = [Decision(r, elsewhere(r, **store)) for r in rows if not in_container(r, **store)]
-    plan = _plan(local, foreign, present, utc(now), retention_days, min_keep)
     ledger_names = {r.backup_name for r in rows} | set(known_names)
-    plan = replace(plan, orphans=_orphans(present - ledger_names, utc(now)))
+    orphans = _orphans(present - ledger_names, utc(now))
+    plan = _plan(local, foreign, present, orphans, utc(now), retention_days, min_keep)
     return _found(plan, as_read)
 
 
@@ -164,12 +164,12 @@ def _plan(
     local: list[BackupRecord],
     foreign: list[Decision],
     present: frozenset[str],
+    orphans: tuple[Orphan, ...],
     now: datetime,
     retention_days: int,
     min_keep: int,
 ) -> PrunePlan:
-    """The plan for the rows of this container (``foreign`` rows are kept), without
-    orphans."""
+    """The plan for the rows of this container (``foreign`` rows are kept)."""
     # Pass 1, over the ledger as written: which rows are due for pruning at all.
     due = {
         d.record.backup_name: d.reason
@@ -198,7 +198,7 @@ def _plan(
         keep=(*keep, *foreign),
         vanished=tuple(lost),
         stale=tuple(Decision(d.record, "already pruned; leftover blob deleted") for d in stale),
-        orphans=(),
+        orphans=orphans,
         present=present,
     )
 
