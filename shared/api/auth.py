@@ -63,6 +63,11 @@ def read_principal(header: str) -> Principal:
         data = json.loads(base64.b64decode(header, validate=True))
     except (ValueError, binascii.Error):
         raise errors.Unauthenticated("The client principal header is not base64 JSON") from None
+    except RecursionError:
+        # Python 3.11 and 3.12 parse JSON nested past ~1000 levels this way.
+        raise errors.Unauthenticated(
+            "The client principal header is too deeply nested to be a principal"
+        ) from None
     claims = data.get("claims") if isinstance(data, dict) else None
     if not isinstance(claims, list):
         raise errors.Unauthenticated("The client principal header has no claims")

@@ -18,6 +18,7 @@ end of the module; run it with
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -641,6 +642,170 @@ def test_get_health_ignores_what_it_does_not_read(seeded: Seeded):
 
     run()
     seeded.unchanged()
+
+
+# The Entra principal header (API_AUTH=entra) ---------------------------------------------
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def principal(claims: Any, **extra: Any) -> str:
+    return b64(json.dumps({"auth_typ": "aad", "claims": claims, **extra}).encode())
+
+
+def is_principal(header: str) -> bool:
+    """What App Service authentication sends: base64 of a JSON object with a claims list
+    (https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities)."""
+    try:
+        data = json.loads(base64.b64decode(header, validate=True))
+    except (ValueError, RecursionError):
+        return False
+    return (
+        len(header) <= 16 * 1024 and isinstance(data, dict) and isinstance(data.get("claims"), list)
+    )
+
+
+def has_role(header: str, role: str) -> bool:
+    data = json.loads(base64.b64decode(header, validate=True))
+    role_types = {"roles", str(data.get("role_typ") or "roles")}
+    return any(
+        isinstance(c, dict) and c.get("typ") in role_types and c.get("val") == role
+        for c in data["claims"]
+    )
+
+
+claims = st.lists(
+    st.one_of(
+        st.fixed_dictionaries({"typ": st.sampled_from(["roles", "name", "groups", "x"]), "val": st.text(max_size=30)}),
+        st.fixed_dictionaries({"typ": st.just("roles"), "val": st.just("ApimBackup.Restore")}),
+        json_values,
+    ),
+    max_size=6,
+)  # fmt: skip
+principal_headers = st.one_of(
+    st.text(max_size=80),
+    st.binary(max_size=200).map(b64),
+    json_values.map(lambda v: b64(json.dumps(v).encode())),
+    wrong_types.map(lambda v: b64(json.dumps({"claims": v}).encode())),
+    claims.map(principal),
+    st.tuples(claims, json_values).map(lambda t: principal(t[0], role_typ=t[1])),
+    st.tuples(claims, json_values).map(lambda t: principal(t[0], name_typ=t[1])),
+    st.integers(min_value=1, max_value=6000).map(lambda d: b64(b"[" * d + b"]" * d)),
+    st.integers(min_value=1, max_value=1500).map(
+        lambda d: b64(b'{"claims":' * d + b"[]" + b"}" * d)
+    ),
+    st.integers(min_value=12_000, max_value=20_000).map(lambda n: principal([{"typ": "name", "val": "x" * n}])),
+)  # fmt: skip
+
+
+def test_the_entra_principal_header(seeded: Seeded):
+    """Every header a caller could smuggle past a misconfigured front: 401 unless it is a
+    principal, 403 for a restore without the role, the route's own answer otherwise; the
+    header is never echoed, and nothing changes."""
+    seeded.product.reconfigure(API_AUTH="entra", WEBSITE_AUTH_ENABLED="true")
+    real = seeded.backups["contoso-apim"]
+    # A restore that passes the role check and is then refused by its own validation
+    # (a target not in RESTORE_TARGETS, 403 TargetNotAllowed): nothing starts.
+    restore = as_json({"backupName": real, "targetService": "evil-apim"})
+
+    def call(route: str, header: str | None) -> None:
+        headers = {"Content-Type": "application/json"}
+        if header is not None:
+            headers["X-MS-CLIENT-PRINCIPAL"] = header
+        if route == "POST /api/restores":
+            request = func.HttpRequest(
+                "POST", "https://backup.example.net/api/restores", headers=headers, body=restore
+            )
+            response = function_app.start_restore(request)
+        else:
+            request = func.HttpRequest(
+                "GET", "https://backup.example.net/api/backups", headers=headers, body=b""
+            )
+            response = function_app.list_backups(request)
+        valid = header is not None and is_principal(header)
+        body = judge(route, response, bad=not valid or route == "POST /api/restores")
+        code = (body.get("error") or {}).get("code")
+        if not valid:
+            assert (response.status_code, code) == (401, "Unauthenticated"), (header or "")[:80]
+        elif route == "POST /api/restores" and not has_role(header or "", "ApimBackup.Restore"):
+            assert (response.status_code, code) == (403, "RestoreRoleRequired")
+        elif route == "POST /api/restores":
+            assert (response.status_code, code) == (403, "TargetNotAllowed")  # past the role
+        else:
+            assert response.status_code == 200 and real in json.dumps(body)
+        if header and len(header) >= 12:
+            assert header[:12] not in response.get_body().decode(errors="replace")
+
+    for route in ("GET /api/backups", "POST /api/restores"):
+        call(route, None)
+        call(route, "")
+        call(route, principal([]))
+        call(route, principal([{"typ": "roles", "val": "ApimBackup.Restore"}]))
+        call(route, principal([{"typ": "role", "val": "ApimBackup.Restore"}]))  # wrong claim type
+        call(route, principal([{"typ": "r", "val": "ApimBackup.Restore"}], role_typ="r"))
+        call(route, b64(b"[" * 6000 + b"]" * 6000))
+        call(route, b64(b'{"claims": [], "role_typ": ' + b"[" * 5000 + b"]" * 5000 + b"}"))
+        call(route, "A" * 20_000)
+
+    @fuzz_settings(150)
+    @given(st.sampled_from(["GET /api/backups", "POST /api/restores"]), principal_headers)
+    def run(route: str, header: str) -> None:
+        call(route, header)
+
+    run()
+    seeded.unchanged()
+
+
+# A running operation among the reads ---------------------------------------------------------
+
+
+def test_a_running_operation_among_the_reads(seeded: Seeded):
+    """A backup APIM is still running: its status reads answer 202 with the documented
+    body every time; ids near it are 404s; reading changes no backup, blob or APIM state."""
+    product = seeded.product
+    product.stack.control.set_duration(3600)
+    started = function_app.start_backup(
+        http("POST", "backups", as_json({"service": "contoso-apim"}))
+    )
+    assert started.status_code == 202
+    live = json.loads(started.get_body())
+    live_id = live["operationId"]
+    ledger, _operations, blobs, writes = snapshot(product)
+    route = "GET /api/operations/{operationId}"
+
+    def get(operation_id: str) -> func.HttpResponse:
+        return function_app.get_operation(
+            http("GET", "operations/x", route_params={"operationId": operation_id})
+        )
+
+    for _ in range(3):
+        response = get(live_id)
+        body = judge(route, response, bad=False)
+        assert response.status_code == 202 and body["status"] == "Running"
+        assert body["operationId"] == live_id and body["backupName"] == live["backupName"]
+        assert response.headers["Location"].endswith(f"/api/operations/{live_id}")
+        assert int(response.headers["Retry-After"]) > 0
+
+    near = st.one_of(
+        st.integers(min_value=0, max_value=len(live_id) - 1).map(lambda i: live_id[:i]),
+        st.tuples(st.integers(min_value=0, max_value=len(live_id) - 1), st.sampled_from("0123456789abcdefABCDEF/%.")).map(
+            lambda t: live_id[: t[0]] + t[1] + live_id[t[0] + 1 :]
+        ),
+        st.text(max_size=3).map(lambda x: live_id + x),
+        st.just(live_id.upper()),
+    ).filter(lambda i: i != live_id)  # fmt: skip
+
+    @fuzz_settings(120)
+    @given(near)
+    def run(operation_id: str) -> None:
+        judge(route, get(operation_id), names="No operation with id")
+
+    run()
+    assert judge(route, get(live_id), bad=False)["status"] == "Running"
+    after = snapshot(product)
+    assert (after[0], after[2], after[3]) == (ledger, blobs, writes)  # reads start nothing
 
 
 # Over real HTTP: raw bytes on the wire ------------------------------------------------------
