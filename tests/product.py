@@ -19,6 +19,7 @@ from azure.storage.blob import BlobServiceClient
 from devstack.stack import LocalStack
 from shared.runtime import Runtime, set_runtime, utc_now
 from shared.settings import Settings
+from shared.signals import LOGGER_NAME
 
 
 class Clock:
@@ -112,3 +113,12 @@ def get_operation(operation_id: str) -> func.HttpResponse:
 
     request = http("GET", f"operations/{operation_id}", route_params={"operationId": operation_id})
     return function_app.get_operation(request)
+
+
+def signals(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
+    """The fields of each signal ``name`` logged so far (docs/timers-and-signals.md)."""
+    return [
+        json.loads(r.getMessage().split(" ", 2)[2])
+        for r in caplog.records
+        if r.name == LOGGER_NAME and r.getMessage().startswith(f"SIGNAL {name} ")
+    ]

@@ -6,10 +6,8 @@ refused instead of looking like a stuck operation."""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -18,7 +16,7 @@ from shared.jobs.restores import RestoreRequest, start_restore
 from shared.rules.arm import POLL_ACTION
 from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
-from tests.product import Product, body_of, get_operation
+from tests.product import Product, body_of, get_operation, signals
 
 pytestmark = pytest.mark.stack
 
@@ -42,14 +40,6 @@ def refuse_polls(product: Product, service: str) -> str:
         times=1000,
     )
     return message
-
-
-def signals(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(r.getMessage().split(" ", 2)[2])
-        for r in caplog.records
-        if r.name == LOGGER_NAME and r.getMessage().startswith(f"SIGNAL {name} ")
-    ]
 
 
 def test_a_refused_poll_stays_running_then_times_out_naming_the_refusal(

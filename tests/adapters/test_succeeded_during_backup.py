@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -19,19 +18,10 @@ import function_app
 from shared.jobs.backups import start_backup
 from shared.jobs.operations import LOCK_GRACE, finish_running
 from shared.rules.model import Status, Trigger
-from shared.signals import LOGGER_NAME
 from tests.emulator import RG, make_client, params
-from tests.product import Product, body_of, http
+from tests.product import Product, body_of, http, signals
 
 pytestmark = pytest.mark.stack
-
-
-def signals(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(r.getMessage().split(" ", 2)[2])
-        for r in caplog.records
-        if r.name == LOGGER_NAME and r.getMessage().startswith(f"SIGNAL {name} ")
-    ]
 
 
 def test_the_emulator_can_stay_succeeded_during_a_backup_and_still_refuses_a_second(

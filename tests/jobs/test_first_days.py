@@ -13,8 +13,8 @@ import function_app
 from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.rules.model import Trigger
-from tests.jobs.test_schedule_debt import health, housekeeping, keep_busy, signals
-from tests.product import Product
+from tests.jobs.test_schedule_debt import health, housekeeping, keep_busy
+from tests.product import Product, signals
 
 pytestmark = pytest.mark.stack
 

@@ -4,11 +4,9 @@ tick, and a failed step is itself a signal."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from azure.functions.timer import TimerRequest
@@ -19,19 +17,11 @@ from shared.jobs.backups import start_backup
 from shared.jobs.operations import finish_running
 from shared.rules.model import Trigger
 from shared.signals import LOGGER_NAME
-from tests.product import Product, http
+from tests.product import Product, http, signals
 
 pytestmark = pytest.mark.stack
 
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
-
-
-def signals(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(r.getMessage().split(" ", 2)[2])
-        for r in caplog.records
-        if r.name == LOGGER_NAME and r.getMessage().startswith(f"SIGNAL {name} ")
-    ]
 
 
 def blobs_refused(product: Product) -> None:

@@ -3,7 +3,6 @@ and every failure an operator must hear of is a signal (item 6)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -20,18 +19,9 @@ from shared.jobs.restores import RestoreRequest, start_restore
 from shared.rules.model import Status, Trigger
 from shared.signals import LOGGER_NAME
 from tests.emulator import RG, make_client, params
-from tests.product import Product, body_of, get_operation, http
+from tests.product import Product, body_of, get_operation, http, signals
 
 pytestmark = pytest.mark.stack
-
-
-def signals(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    found = []
-    for record in caplog.records:
-        message = record.getMessage()
-        if record.name == LOGGER_NAME and message.startswith(f"SIGNAL {name} "):
-            found.append(json.loads(message.split(" ", 2)[2]))
-    return found
 
 
 def health() -> tuple[int, dict[str, dict[str, Any]]]:
