@@ -77,3 +77,16 @@ def test_error_codes(error, code):
 def test_a_running_operation_has_no_outcome():
     with pytest.raises(ValueError, match="has not ended"):
         outcome_fields(ended(OperationKind.BACKUP, Status.RUNNING))
+
+
+def test_only_a_succeeded_restore_reports_a_drift_count():
+    """A drift list on a backup, or on a failed restore (a comparison from before it
+    failed), is not this outcome's: driftCount stays empty."""
+    drift = ({"setting": "a"},)
+    backup = ended(OperationKind.BACKUP, Status.SUCCEEDED, drift=drift)
+    failed_restore = ended(OperationKind.RESTORE, Status.FAILED, drift=drift, error="x")
+    assert outcome_fields(backup)["driftCount"] is None
+    assert outcome_fields(failed_restore)["driftCount"] is None
+    assert outcome_fields(ended(OperationKind.RESTORE, Status.SUCCEEDED, drift=drift))[
+        "driftCount"
+    ] == 1
