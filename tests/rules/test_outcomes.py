@@ -87,6 +87,7 @@ def test_only_a_succeeded_restore_reports_a_drift_count():
     failed_restore = ended(OperationKind.RESTORE, Status.FAILED, drift=drift, error="x")
     assert outcome_fields(backup)["driftCount"] is None
     assert outcome_fields(failed_restore)["driftCount"] is None
-    assert outcome_fields(ended(OperationKind.RESTORE, Status.SUCCEEDED, drift=drift))[
-        "driftCount"
-    ] == 1
+    assert (
+        outcome_fields(ended(OperationKind.RESTORE, Status.SUCCEEDED, drift=drift))["driftCount"]
+        == 1
+    )
